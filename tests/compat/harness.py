@@ -309,6 +309,12 @@ def short(v, limit: int = 300) -> str:
     return s if len(s) <= limit else s[:limit] + f"... ({len(s)} chars)"
 
 
+#: commands whose array reply has no defined order
+UNORDERED_REPLIES = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "KEYS", "HKEYS", "HVALS"}
+#: commands answering a flat field/value array with no defined order
+PAIR_REPLIES = {"HGETALL"}
+
+
 class Stats:
     comparisons = 0
     mismatches = 0
@@ -344,6 +350,15 @@ class Differ:
 
     def pairs(self, *cmd):
         return self(*cmd, norm=pairs)
+
+    def auto(self, *cmd):
+        """Compare with the normalisation the command's reply needs (unordered sets, hash pairs)."""
+        name = str(cmd[0]).upper()
+        if name in PAIR_REPLIES:
+            return self.pairs(*cmd)
+        if name in UNORDERED_REPLIES:
+            return self.unordered(*cmd)
+        return self(*cmd)
 
     def seq(self, *cmds):
         """Compare every command of a sequence; return the list of replies."""
