@@ -1,0 +1,480 @@
+#!/usr/bin/env bash
+# SyncMesh local Kubernetes control plane: etcd + kube-apiserver +
+# kube-controller-manager + kube-scheduler on loopback, built from source
+# (Go modules under tests/k8s/go/) and cached outside the clone.
+#
+#   tests/k8s/cluster.sh build            build/cache the binaries only
+#   tests/k8s/cluster.sh up               start (idempotent), print `export KUBECONFIG=...`
+#   tests/k8s/cluster.sh env              print the exports for a running instance
+#   tests/k8s/cluster.sh down [--keep]    stop everything `up` started (and delete its state)
+#   tests/k8s/cluster.sh status           show processes, ports and log files
+#   tests/k8s/cluster.sh ns [PREFIX]      create a fresh, uniquely named namespace; print its name
+#   tests/k8s/cluster.sh kubectl ARGS...  run the matching kubectl against the instance
+#   tests/k8s/cluster.sh bin              print the directory holding the cached binaries
+#
+# Options (before or after the command):
+#   --name NAME   instance name (default: $SYNCMESH_K8S_NAME or "default"); each
+#                 instance has its own state dir and ports, so several can run at once.
+#
+# Environment:
+#   SYNCMESH_CACHE            binary cache root (default: $HOME/.cache/syncmesh)
+#   SYNCMESH_K8S_NAME         default instance name
+#   SYNCMESH_K8S_STATE        state root (default: ${TMPDIR:-/tmp}/syncmesh-k8s-$UID)
+#   SYNCMESH_K8S_BASE_PORT    first port to try (default: derived from the name)
+#   SYNCMESH_K8S_TIMEOUT      seconds to wait for readiness (default: 180)
+#   SYNCMESH_BUILD_NICE       nice level for the Go builds (default: 0)
+#   GO                        go command (default: go on PATH, else /usr/local/go/bin/go)
+#
+# Logs go to stderr; stdout of `up`/`env` is only eval-able `export` lines.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GO_DIR="$SCRIPT_DIR/go"
+
+log() { printf '[cluster.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- arguments
+NAME=${SYNCMESH_K8S_NAME:-default}
+CMD=""
+KEEP=0
+ARGS=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --name) [[ $# -ge 2 ]] || die "--name needs a value"; NAME=$2; shift 2 ;;
+    --name=*) NAME=${1#--name=}; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help|help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *)
+      if [[ -z "$CMD" ]]; then CMD=$1; else ARGS+=("$1"); fi
+      shift
+      if [[ "$CMD" == kubectl ]]; then ARGS+=("$@"); break; fi
+      ;;
+  esac
+done
+[[ -n "$CMD" ]] || { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ "$NAME" =~ ^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$ ]] || die "instance name must be lower-case alphanumerics and '-' (got '$NAME')"
+
+# ---------------------------------------------------------------- versions
+modver() { # modver FILE MODULE -> version required in FILE
+  awk -v m="$2" '($1==m && $2 ~ /^v/){print $2; exit} ($1=="require" && $2==m){print $3; exit}' "$1"
+}
+K8S_VERSION=$(modver "$GO_DIR/kubernetes/go.mod" k8s.io/kubernetes)
+ETCD_VERSION=$(modver "$GO_DIR/etcd/go.mod" go.etcd.io/etcd/server/v3)
+HELM_VERSION=$(modver "$GO_DIR/helm/go.mod" helm.sh/helm/v4)
+[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$HELM_VERSION" ]] || die "cannot read versions from $GO_DIR/*/go.mod"
+
+CACHE_ROOT=${SYNCMESH_CACHE:-${HOME:-/root}/.cache/syncmesh}
+CACHE_DIR="$CACHE_ROOT/k8s-$K8S_VERSION"
+BIN="$CACHE_DIR/bin"
+STATE_ROOT=${SYNCMESH_K8S_STATE:-${TMPDIR:-/tmp}/syncmesh-k8s-$(id -u)}
+STATE="$STATE_ROOT/$NAME"
+TIMEOUT=${SYNCMESH_K8S_TIMEOUT:-180}
+SERVICE_CIDR=10.96.0.0/16
+SERVICE_IP=10.96.0.1          # first address of SERVICE_CIDR: the `kubernetes` Service
+SA_ISSUER=https://kubernetes.default.svc.cluster.local
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+
+# ---------------------------------------------------------------- build
+find_go() {
+  if [[ -n "${GO:-}" ]]; then echo "$GO"; return; fi
+  if command -v go >/dev/null 2>&1; then command -v go; return; fi
+  if [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go; return; fi
+  die "no Go toolchain found (set GO=/path/to/go)"
+}
+
+# build_group GROUP LDFLAGS TAGS OUTPUT-NAMES...  (packages come from the module's `tool` lines)
+build_group() {
+  local group=$1 ldflags=$2 tags=$3; shift 3
+  local outs=("$@") mod="$GO_DIR/$group" go stamp want have=1 o tmp start
+  go=$(find_go)
+  want=$( { cat "$mod/go.mod" "$mod/go.sum"; "$go" version; echo "$ldflags|$tags|cgo0|trimpath"; } | sha256sum | cut -c1-16)
+  for o in "${outs[@]}"; do [[ -x "$BIN/$o" ]] || have=0; done
+  stamp="$BIN/.stamp-$group"
+  if [[ $have == 1 && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  log "building $group (${outs[*]}) with $("$go" env GOVERSION) -> $BIN"
+  start=$SECONDS
+  tmp=$(mktemp -d "$CACHE_DIR/.build-$group.XXXXXX")
+  # All packages of one module in one `go build`, so shared packages compile once.
+  if ! ( cd "$mod" && env CGO_ENABLED=0 GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
+          nice -n "${SYNCMESH_BUILD_NICE:-0}" "$go" build -tags="$tags" -ldflags="$ldflags" -o "$tmp/" tool ) >&2; then
+    rm -rf "$tmp"; die "go build of $group failed"
+  fi
+  # go names the etcd binary after go.etcd.io/etcd/server/v3 -> "server".
+  if [[ $group == etcd && -x "$tmp/server" ]]; then mv "$tmp/server" "$tmp/etcd"; fi
+  for o in "${outs[@]}"; do
+    [[ -x "$tmp/$o" ]] || { ls -l "$tmp" >&2; rm -rf "$tmp"; die "build of $group did not produce $o"; }
+  done
+  for o in "${outs[@]}"; do mv -f "$tmp/$o" "$BIN/$o"; done
+  rm -rf "$tmp"
+  echo "$want" > "$stamp"
+  log "built $group in $((SECONDS - start))s"
+}
+
+ensure_binaries() {
+  mkdir -p "$BIN"
+  exec 8>"$CACHE_DIR/.build.lock"
+  if ! flock -n 8; then
+    log "another process is building into $CACHE_DIR; waiting for it"
+    flock 8
+  fi
+  local start=$SECONDS kv ld p minor
+  kv=${K8S_VERSION#v}; minor=$(cut -d. -f2 <<<"$kv")
+  ld="-s -w"
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=${kv%%.*} -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  build_group kubernetes "$ld" "selinux,notest,grpcnotrace" kube-apiserver kube-controller-manager kube-scheduler kubectl
+  build_group etcd "-s -w" "grpcnotrace" etcd
+  build_group helm "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean" "" helm
+  flock -u 8; exec 8>&-
+  if (( SECONDS - start > 1 )); then log "binaries ready in $((SECONDS - start))s"; fi
+}
+
+# ---------------------------------------------------------------- helpers
+port_in_use() { (: </dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+
+# Reserve 5 consecutive-ish ports for this instance under a global lock, avoiding
+# ports that are listening and ports that other instances have reserved.
+allocate_ports() {
+  mkdir -p "$STATE_ROOT"
+  exec 7>"$STATE_ROOT/.ports.lock"
+  flock 7
+  local base tries=0 p ok reserved
+  if [[ -n "${SYNCMESH_K8S_BASE_PORT:-}" ]]; then
+    base=$SYNCMESH_K8S_BASE_PORT
+  else
+    base=$(( 20000 + ($(printf '%s' "$NAME" | cksum | cut -d' ' -f1) % 1000) * 10 ))
+  fi
+  reserved=$(cat "$STATE_ROOT"/*/ports 2>/dev/null | grep -v "^NAME=$NAME\$" | sed -n 's/^[A-Z_]*=\([0-9][0-9]*\)$/\1/p' | sort -u || true)
+  while :; do
+    ok=1
+    for p in $base $((base+1)) $((base+2)) $((base+3)) $((base+4)); do
+      if port_in_use "$p" || grep -qx "$p" <<<"$reserved"; then ok=0; break; fi
+    done
+    [[ $ok == 1 ]] && break
+    tries=$((tries+1)); (( tries < 500 )) || die "no free ports found"
+    base=$((base + 10)); (( base < 30000 )) || base=20000
+  done
+  cat > "$STATE/ports" <<EOF
+NAME=$NAME
+API_PORT=$base
+ETCD_PORT=$((base+1))
+ETCD_PEER_PORT=$((base+2))
+KCM_PORT=$((base+3))
+SCHED_PORT=$((base+4))
+EOF
+  flock -u 7; exec 7>&-
+}
+
+load_ports() { # shellcheck disable=SC1091
+  [[ -f "$STATE/ports" ]] && source "$STATE/ports"
+}
+
+# cert NAME CN ORG SIGNER [SANs] [usage]   (ECDSA P-256, 1 year)
+cert() {
+  local name=$1 cn=$2 org=$3 ca=$4 sans=${5:-} usage=${6:-clientAuth} d="$STATE/pki" subj
+  subj="/CN=$cn"; [[ -n "$org" ]] && subj="/O=$org$subj"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$d/$name.key" 2>/dev/null
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$usage"
+    [[ -n "$sans" ]] && echo "subjectAltName=$sans"
+  } > "$d/$name.ext"
+  openssl req -new -key "$d/$name.key" -subj "$subj" -out "$d/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$d/$name.csr" -CA "$d/$ca.crt" -CAkey "$d/$ca.key" -CAcreateserial \
+    -days 365 -sha256 -extfile "$d/$name.ext" -out "$d/$name.crt" 2>/dev/null
+  rm -f "$d/$name.csr" "$d/$name.ext"
+}
+
+ca() { # ca NAME CN
+  local d="$STATE/pki"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$d/$1.key" 2>/dev/null
+  openssl req -x509 -new -key "$d/$1.key" -subj "/CN=$2" -days 3650 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$d/$1.crt" 2>/dev/null
+}
+
+gen_pki() {
+  local d="$STATE/pki"
+  mkdir -p "$d"; chmod 700 "$d"
+  ca ca "syncmesh-$NAME-ca"
+  ca etcd-ca "syncmesh-$NAME-etcd-ca"
+  ca front-proxy-ca "syncmesh-$NAME-front-proxy-ca"
+  cert apiserver kube-apiserver "" ca \
+    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$SERVICE_IP" serverAuth
+  cert admin kubernetes-admin system:masters ca
+  cert controller-manager system:kube-controller-manager "" ca
+  cert scheduler system:kube-scheduler "" ca
+  cert etcd-server etcd "" etcd-ca "DNS:localhost,IP:127.0.0.1" serverAuth,clientAuth
+  cert apiserver-etcd-client kube-apiserver-etcd-client "" etcd-ca
+  cert front-proxy-client front-proxy-client "" front-proxy-ca
+  # Service-account token signing key pair (RSA, as kubeadm does).
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/sa.key" 2>/dev/null
+  openssl pkey -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+  chmod 600 "$d"/*.key
+}
+
+b64() { base64 -w0 < "$1"; }
+
+kubeconfig() { # kubeconfig FILE USER CERTNAME
+  local d="$STATE/pki"
+  cat > "$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: syncmesh-$NAME
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority-data: $(b64 "$d/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(b64 "$d/$3.crt")
+    client-key-data: $(b64 "$d/$3.key")
+contexts:
+- name: syncmesh-$NAME
+  context:
+    cluster: syncmesh-$NAME
+    user: $2
+current-context: syncmesh-$NAME
+EOF
+  chmod 600 "$1"
+}
+
+pid_of() { [[ -f "$STATE/$1.pid" ]] && cat "$STATE/$1.pid" || true; }
+
+# A pid counts as ours only if it is alive and its command line names our state dir.
+is_ours() {
+  local pid=$1
+  [[ -n "$pid" && -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' < /proc/"$pid"/cmdline | grep -qF -- "$STATE/"
+}
+
+start_proc() { # start_proc NAME BINARY ARGS...
+  local name=$1; shift
+  log "starting $name (log: $STATE/logs/$name.log)"
+  # setsid: its own session, so a Ctrl-C in the caller's terminal does not reach it.
+  # The lock descriptors (7-9) are closed so a daemon never holds our locks.
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$STATE/$name.pid" "$@" \
+    </dev/null >"$STATE/logs/$name.log" 2>&1 7>&- 8>&- 9>&- &
+  local i
+  for i in $(seq 1 50); do [[ -s "$STATE/$name.pid" ]] && return 0; sleep 0.1; done
+  die "$name did not start"
+}
+
+fail_with_log() { # fail_with_log NAME MESSAGE
+  log "$2; last lines of $STATE/logs/$1.log:"
+  tail -n 40 "$STATE/logs/$1.log" >&2 || true
+  exit 1
+}
+
+wait_for() { # wait_for NAME DESCRIPTION COMMAND...
+  local name=$1 what=$2 deadline=$((SECONDS + TIMEOUT)) pid; shift 2
+  pid=$(pid_of "$name")
+  until "$@" >/dev/null 2>&1; do
+    is_ours "$pid" || fail_with_log "$name" "$name exited while waiting for $what"
+    (( SECONDS < deadline )) || fail_with_log "$name" "timed out after ${TIMEOUT}s waiting for $what"
+    sleep 0.5
+  done
+}
+
+api_get() { # api_get PATH
+  curl -sf --max-time 5 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" \
+    --key "$STATE/pki/admin.key" "https://127.0.0.1:$API_PORT$1"
+}
+etcd_health() {
+  curl -sf --max-time 5 --cacert "$STATE/pki/etcd-ca.crt" --cert "$STATE/pki/apiserver-etcd-client.crt" \
+    --key "$STATE/pki/apiserver-etcd-client.key" "https://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'
+}
+api_ready() { [[ "$(api_get /readyz)" == ok ]]; }
+healthz_insecure() { curl -skf --max-time 5 "https://127.0.0.1:$1/healthz" | grep -qx ok; }
+default_sa_ready() {
+  api_get /api/v1/namespaces/default/serviceaccounts/default >/dev/null &&
+    api_get /api/v1/namespaces/default/configmaps/kube-root-ca.crt >/dev/null
+}
+
+running() { # all components alive and the apiserver ready
+  load_ports || return 1
+  local c
+  for c in "${COMPONENTS[@]}"; do is_ours "$(pid_of "$c")" || return 1; done
+  api_ready 2>/dev/null
+}
+
+print_env() {
+  echo "export KUBECONFIG=$STATE/kubeconfig"
+  echo "export SYNCMESH_K8S_NAME=$NAME"
+  echo "export SYNCMESH_K8S_BIN=$BIN"
+}
+
+stop_all() {
+  local c pid i any=0
+  for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    pid=$(pid_of "$c")
+    if is_ours "$pid"; then
+      log "stopping $c (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      any=1
+      for i in $(seq 1 100); do is_ours "$pid" || break; sleep 0.1; done
+      if is_ours "$pid"; then log "$c did not exit in 10s; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    rm -f "$STATE/$c.pid"
+  done
+  return 0
+}
+
+lock_instance() {
+  mkdir -p "$STATE_ROOT"
+  exec 9>"$STATE_ROOT/$NAME.lock"
+  if ! flock -n 9; then log "instance '$NAME' is busy (another up/down); waiting"; flock 9; fi
+}
+
+# ---------------------------------------------------------------- commands
+cmd_up() {
+  command -v openssl >/dev/null || die "openssl is required (apt-get install openssl)"
+  command -v curl >/dev/null || die "curl is required (apt-get install curl)"
+  ensure_binaries
+  lock_instance
+  if running; then
+    log "instance '$NAME' already running (apiserver https://127.0.0.1:$API_PORT)"
+    print_env; return 0
+  fi
+  if [[ -d "$STATE" ]]; then log "cleaning up stale state of instance '$NAME'"; stop_all; rm -rf "$STATE"; fi
+  local start=$SECONDS
+  UP_OK=0
+  mkdir -p "$STATE/logs" "$STATE/etcd" "$STATE/kcm" "$STATE/scheduler"
+  chmod 700 "$STATE"
+  # If anything below fails, stop what was started (state kept for the logs).
+  trap '[[ $UP_OK == 1 ]] || { log "up failed; stopping what was started (logs kept in $STATE/logs)"; stop_all; }' EXIT
+  allocate_ports; load_ports
+  gen_pki
+  kubeconfig "$STATE/kubeconfig" kubernetes-admin admin
+  kubeconfig "$STATE/controller-manager.kubeconfig" system:kube-controller-manager controller-manager
+  kubeconfig "$STATE/scheduler.kubeconfig" system:kube-scheduler scheduler
+  local p="$STATE/pki"
+
+  start_proc etcd "$BIN/etcd" \
+    --name "$NAME" --data-dir "$STATE/etcd" \
+    --listen-client-urls "https://127.0.0.1:$ETCD_PORT" --advertise-client-urls "https://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "$NAME=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
+    --cert-file "$p/etcd-server.crt" --key-file "$p/etcd-server.key" \
+    --trusted-ca-file "$p/etcd-ca.crt" --client-cert-auth \
+    --unsafe-no-fsync --log-level warn
+  wait_for etcd "etcd /health" etcd_health
+
+  start_proc kube-apiserver "$BIN/kube-apiserver" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --etcd-servers="https://127.0.0.1:$ETCD_PORT" --etcd-cafile="$p/etcd-ca.crt" \
+    --etcd-certfile="$p/apiserver-etcd-client.crt" --etcd-keyfile="$p/apiserver-etcd-client.key" \
+    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
+    --client-ca-file="$p/ca.crt" \
+    --service-account-issuer="$SA_ISSUER" --api-audiences="$SA_ISSUER" \
+    --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,NodeRestriction,PodSecurity,Priority,RuntimeClass,StorageObjectInUseProtection,PersistentVolumeClaimResize,MutatingAdmissionPolicy,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook,ResourceQuota \
+    --allow-privileged=true \
+    --enable-aggregator-routing=true \
+    --requestheader-client-ca-file="$p/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$p/front-proxy-client.crt" --proxy-client-key-file="$p/front-proxy-client.key" \
+    --profiling=false --v=1
+  wait_for kube-apiserver "kube-apiserver /readyz" api_ready
+
+  start_proc kube-controller-manager "$BIN/kube-controller-manager" \
+    --kubeconfig="$STATE/controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$STATE/controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$STATE/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$STATE/kcm" \
+    --client-ca-file="$p/ca.crt" --requestheader-client-ca-file="$p/front-proxy-ca.crt" \
+    --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
+    --root-ca-file="$p/ca.crt" --service-account-private-key-file="$p/sa.key" \
+    --use-service-account-credentials=true \
+    --service-cluster-ip-range="$SERVICE_CIDR" --allocate-node-cidrs=false \
+    --controllers='*,bootstrapsigner,tokencleaner' \
+    --leader-elect=false --profiling=false --v=1
+  start_proc kube-scheduler "$BIN/kube-scheduler" \
+    --kubeconfig="$STATE/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
+    --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --cert-dir="$STATE/scheduler" \
+    --leader-elect=false --profiling=false --v=1
+  wait_for kube-controller-manager "kube-controller-manager /healthz" healthz_insecure "$KCM_PORT"
+  wait_for kube-scheduler "kube-scheduler /healthz" healthz_insecure "$SCHED_PORT"
+  # The service-account and root-CA publisher controllers must have run before
+  # pods can be admitted (ServiceAccount admission needs the `default` SA).
+  wait_for kube-controller-manager "the default ServiceAccount and kube-root-ca.crt" default_sa_ready
+  UP_OK=1; trap - EXIT
+  log "instance '$NAME' ready in $((SECONDS - start))s: Kubernetes $K8S_VERSION at https://127.0.0.1:$API_PORT (etcd $ETCD_VERSION on :$ETCD_PORT)"
+  print_env
+}
+
+cmd_down() {
+  lock_instance
+  if [[ ! -d "$STATE" ]]; then log "instance '$NAME' is not running"; return 0; fi
+  stop_all
+  if [[ $KEEP == 1 ]]; then
+    log "instance '$NAME' stopped; state kept in $STATE"
+  else
+    rm -rf "$STATE"
+    log "instance '$NAME' stopped and its state removed"
+  fi
+}
+
+cmd_env() {
+  load_ports || die "instance '$NAME' is not up (run: $0 up${NAME:+ --name $NAME})"
+  running || log "warning: instance '$NAME' has state but is not healthy"
+  print_env
+}
+
+cmd_status() {
+  echo "instance:   $NAME"
+  echo "versions:   kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION"
+  echo "binaries:   $BIN"
+  echo "state:      $STATE"
+  if ! load_ports; then echo "status:     down"; return 0; fi
+  echo "apiserver:  https://127.0.0.1:$API_PORT (etcd :$ETCD_PORT, kcm :$KCM_PORT, scheduler :$SCHED_PORT)"
+  echo "kubeconfig: $STATE/kubeconfig"
+  local c pid
+  for c in "${COMPONENTS[@]}"; do
+    pid=$(pid_of "$c")
+    if is_ours "$pid"; then printf '  %-24s pid %-7s log %s\n' "$c" "$pid" "$STATE/logs/$c.log"
+    else printf '  %-24s NOT RUNNING       log %s\n' "$c" "$STATE/logs/$c.log"; fi
+  done
+  if running; then echo "status:     ready"; else echo "status:     not ready"; return 1; fi
+}
+
+cmd_ns() {
+  load_ports || die "instance '$NAME' is not up"
+  local prefix=${ARGS[0]:-test}
+  [[ "$prefix" =~ ^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$ ]] || die "bad namespace prefix '$prefix'"
+  # generateName: the apiserver picks a unique name, so parallel callers never collide.
+  "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" create -o jsonpath='{.metadata.name}' -f - <<EOF
+apiVersion: v1
+kind: Namespace
+metadata:
+  generateName: $prefix-
+  labels:
+    syncmesh.io/test-namespace: "true"
+EOF
+  echo
+}
+
+case "$CMD" in
+  build) ensure_binaries; log "binaries in $BIN: $(cd "$BIN" && echo kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm)" ;;
+  up) cmd_up ;;
+  down) cmd_down ;;
+  env) cmd_env ;;
+  status) cmd_status ;;
+  ns) cmd_ns ;;
+  bin) echo "$BIN" ;;
+  kubectl) load_ports || die "instance '$NAME' is not up"; exec "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "${ARGS[@]}" ;;
+  *) die "unknown command '$CMD' (try --help)" ;;
+esac
