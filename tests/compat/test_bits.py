@@ -24,7 +24,7 @@ SETBIT_SCENARIOS = [
     scenario(("SETBIT", "b", "-1", "1")),
     scenario(("SETBIT", "b", "x", "1")),
     scenario(("SETBIT", "b", "4294967296", "1")),
-    scenario(("SETBIT", "b", "4294967295", "0"), ("STRLEN", "b"), ("DEL", "b")),
+    scenario(("SETBIT", "b", "8000000", "1"), ("STRLEN", "b"), ("BITCOUNT", "b"), ("BITPOS", "b", "1"), ("DEL", "b")),
     scenario(("GETBIT", "b", "-1")),
     scenario(("GETBIT", "b", "4294967296")),
     scenario(("SETBIT", "b", "1")),
