@@ -1,0 +1,154 @@
+//! Number parsing and formatting exactly as Redis replies show them.
+
+/// Formats a double the way Redis 7 replies with one (`ZSCORE`, `ZINCRBY`, RESP2 scores): the
+/// shortest digits that read back to the same double, in fixed notation for moderate exponents
+/// and `1.5e+30` style otherwise.
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // Shortest round-trip digits from Rust's formatter, e.g. "1.2345e-7".
+    let sci = format!("{:e}", d.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("scientific notation");
+    let exp: i32 = exp.parse().expect("exponent");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let ndigits = digits.len() as i32;
+    let k = exp - (ndigits - 1); // value = digits * 10^k
+    let mut out = String::new();
+    if d < 0.0 {
+        out.push('-');
+    }
+    let abs_exp = (k + ndigits - 1).abs();
+    if k >= 0 && abs_exp < ndigits + 7 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', k as usize));
+    } else if k < 0 && (k > -7 || abs_exp < 4) {
+        let offset = ndigits + k;
+        if offset <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-offset) as usize));
+            out.push_str(&digits);
+        } else {
+            out.push_str(&digits[..offset as usize]);
+            out.push('.');
+            out.push_str(&digits[offset as usize..]);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if ndigits > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let e = k + ndigits - 1;
+        out.push('e');
+        out.push(if e < 0 { '-' } else { '+' });
+        out.push_str(&e.abs().to_string());
+    }
+    out
+}
+
+/// Formats the result of `INCRBYFLOAT`/`HINCRBYFLOAT` as Redis stores it: plain decimal, no
+/// exponent, trailing zeros trimmed.
+pub fn format_float_value(d: f64) -> String {
+    if d.abs() < 1e17 {
+        let s = format!("{d}");
+        if s == "-0" {
+            "0".into()
+        } else {
+            s
+        }
+    } else {
+        format!("{d:.0}")
+    }
+}
+
+/// Parses a strict integer the way Redis does (`string2ll`): optional minus, no plus sign, no
+/// leading zeros, no spaces, fits in i64.
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as i128;
+    }
+    if neg {
+        v = -v;
+    }
+    i64::try_from(v).ok()
+}
+
+/// Parses a float the way Redis does for scores and increments (`strtold` semantics): decimal or
+/// exponent notation, `inf`/`+inf`/`-inf`, no NaN, no surrounding spaces.
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    let v = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            if lower.contains("nan") || lower.contains("inf") {
+                return None;
+            }
+            lower.parse::<f64>().ok()?
+        }
+    };
+    if v.is_nan() {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_format_like_redis() {
+        assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(1e30), "1e+30");
+        assert_eq!(format_double(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(-2.5), "-2.5");
+        assert_eq!(format_double(1e-10), "1e-10");
+        assert_eq!(format_double(0.001), "0.001");
+        assert_eq!(format_double(123456789.0), "123456789");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn integers_parse_strictly() {
+        assert_eq!(parse_i64(b"-42"), Some(-42));
+        assert_eq!(parse_i64(b"007"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+    }
+
+    #[test]
+    fn float_values_format_without_exponent() {
+        assert_eq!(format_float_value(10.5 + 0.1), "10.6");
+        assert_eq!(format_float_value(3.0), "3");
+        assert_eq!(format_float_value(5.0e3), "5000");
+    }
+}

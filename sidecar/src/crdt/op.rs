@@ -1,0 +1,51 @@
+//! Operations: what one write does to one key.
+//!
+//! Commands turn into operations (the *prepare* step reads local state: `SETNX` checks
+//! existence, `INCR` checks the value is an integer). Operations themselves are unconditional and
+//! carry everything a peer needs to apply them exactly as the origin did; together with their dot
+//! and causal context they are the unit of replication and of the on-disk log.
+
+use serde::{Deserialize, Serialize};
+
+use super::Blob;
+
+/// How a string write treats the key's time to live.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Ttl {
+    /// `KEEPTTL`, `APPEND`, `SETRANGE`: the observed TTL stays.
+    Keep,
+    /// Plain `SET`: the observed TTL goes, and the write wins over a concurrent `EXPIRE`.
+    Clear,
+    /// `SET … EX/PX/EXAT/PXAT`, `SETEX`: a new absolute deadline (Unix milliseconds).
+    At(u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Effect {
+    /// The `SET` family: the key becomes this string; everything observed of it goes.
+    Assign { value: Blob, ttl: Ttl },
+    /// `INCR`/`INCRBY`/`DECR`/`DECRBY`/`INCRBYFLOAT`.
+    Incr { int: i64, float: f64, is_float: bool },
+    /// `DEL`, `UNLINK`, `FLUSHDB` per key, expiry: everything observed of the key goes.
+    Delete,
+    /// `EXPIRE` family (`Some(deadline)` in Unix ms) and `PERSIST` (`None`).
+    Expire { deadline: Option<u64> },
+    HashSet { fields: Vec<(Blob, Blob)> },
+    HashIncr { field: Blob, int: i64, float: f64, is_float: bool },
+    HashDel { fields: Vec<Blob> },
+    SetAdd { members: Vec<Blob> },
+    SetRem { members: Vec<Blob> },
+    ZAdd { members: Vec<(Blob, f64)> },
+    ZIncr { member: Blob, delta: f64 },
+    ZRem { members: Vec<Blob> },
+    /// Register updates `(index, rank)` of a HyperLogLog (`PFADD`, `PFMERGE`).
+    HllAdd { updates: Vec<(u16, u8)> },
+}
+
+/// One write to one key of one logical database.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub db: u8,
+    pub key: Blob,
+    pub effect: Effect,
+}

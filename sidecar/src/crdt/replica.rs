@@ -1,0 +1,177 @@
+//! One replica's whole state, and the two ways it changes: local writes and updates delivered
+//! from peers.
+
+use serde::{Deserialize, Serialize};
+
+use super::clock::{Clock, Timestamp};
+use super::dot::{Dot, ReplicaId, VersionVector};
+use super::keyspace::Keyspace;
+use super::op::Op;
+
+/// Number of logical databases (`SELECT 0`–`15`).
+pub const DATABASES: usize = 16;
+
+/// The writes of one command or transaction on one replica: the unit a peer applies atomically.
+/// `deps` is what the origin had observed before the first write; write `i` has the timestamp
+/// `ops[i].0` and observed, in addition, the writes before it in the same update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Update {
+    pub origin: ReplicaId,
+    pub deps: VersionVector,
+    pub ops: Vec<(Timestamp, Op)>,
+}
+
+impl Update {
+    pub fn last_dot(&self) -> Dot {
+        Dot::new(self.origin, self.ops.last().map(|o| o.0).unwrap_or(self.deps.get(self.origin)))
+    }
+}
+
+/// What happened to a delivered update.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Applied,
+    /// Already applied (a duplicate delivery); nothing changed.
+    Duplicate,
+    /// Depends on writes not yet delivered here; deliver it again later.
+    NotReady,
+}
+
+#[derive(Clone, Debug)]
+pub struct Replica {
+    pub id: ReplicaId,
+    pub clock: Clock,
+    vv: VersionVector,
+    stable: VersionVector,
+    /// No peers: every write is stable as soon as it is applied.
+    standalone: bool,
+    dbs: Vec<Keyspace>,
+    /// Local writes since the last `take_update`, when recording is on.
+    pending: Option<Update>,
+    record: bool,
+}
+
+impl Replica {
+    pub fn new(id: ReplicaId, clock: Clock) -> Replica {
+        Replica {
+            id,
+            clock,
+            vv: VersionVector::new(),
+            stable: VersionVector::new(),
+            standalone: true,
+            dbs: (0..DATABASES).map(|_| Keyspace::default()).collect(),
+            pending: None,
+            record: false,
+        }
+    }
+
+    /// Records local writes as [`Update`]s for peers and the log, and stops treating every write as
+    /// stable at once.
+    pub fn set_replicated(&mut self, on: bool) {
+        self.record = on;
+        self.standalone = !on;
+    }
+
+    pub fn db(&self, db: usize) -> &Keyspace {
+        &self.dbs[db]
+    }
+
+    pub fn db_mut(&mut self, db: usize) -> &mut Keyspace {
+        &mut self.dbs[db]
+    }
+
+    pub fn version_vector(&self) -> &VersionVector {
+        &self.vv
+    }
+
+    pub fn stable(&self) -> &VersionVector {
+        &self.stable
+    }
+
+    /// Advances the causal-stability frontier (computed by the mesh) and compacts what it allows.
+    pub fn set_stable(&mut self, stable: VersionVector) {
+        self.stable = stable;
+    }
+
+    pub fn compact(&mut self) {
+        let stable = self.stable.clone();
+        for db in &mut self.dbs {
+            db.compact(&stable);
+        }
+    }
+
+    /// Applies a local write and returns its dot.
+    pub fn write(&mut self, op: Op, wall_ms: u64) -> Dot {
+        let ts = self.clock.tick(wall_ms);
+        let dot = Dot::new(self.id, ts);
+        if self.standalone {
+            self.stable.observe(dot);
+        }
+        if self.record {
+            let pending = self.pending.get_or_insert_with(|| Update {
+                origin: self.id,
+                deps: self.vv.clone(),
+                ops: Vec::new(),
+            });
+            pending.ops.push((ts, op.clone()));
+        }
+        self.dbs[op.db as usize].apply(&op.key, &op.effect, dot, &self.vv, &self.stable);
+        self.vv.observe(dot);
+        dot
+    }
+
+    /// The local writes since the last call, as one update.
+    pub fn take_update(&mut self) -> Option<Update> {
+        self.pending.take()
+    }
+
+    /// Applies an update from a peer if it is causally ready.
+    pub fn deliver(&mut self, update: &Update) -> Delivery {
+        let origin = update.origin;
+        let seen = self.vv.get(origin);
+        let last = update.last_dot().ts;
+        if update.ops.is_empty() || last <= seen {
+            return Delivery::Duplicate;
+        }
+        if seen != update.deps.get(origin) || !update.deps.iter().all(|(r, t)| r == origin || self.vv.get(r) >= t) {
+            return Delivery::NotReady;
+        }
+        let mut ctx = update.deps.clone();
+        for (ts, op) in &update.ops {
+            let dot = Dot::new(origin, *ts);
+            self.clock.observe(*ts);
+            self.dbs[op.db as usize].apply(&op.key, &op.effect, dot, &ctx, &self.stable);
+            ctx.observe(dot);
+            self.vv.observe(dot);
+        }
+        Delivery::Applied
+    }
+
+    /// State-based join with another replica's full state (snapshots, tests).
+    pub fn join(&mut self, other: &Replica) {
+        for (mine, theirs) in self.dbs.iter_mut().zip(&other.dbs) {
+            mine.join(theirs, &self.vv, &other.vv);
+        }
+        self.vv.merge(&other.vv);
+        self.clock.observe(other.clock.last());
+    }
+
+    /// Digest of everything clients can see (see `SYNCMESH.DIGEST`).
+    pub fn digest(&self, now_ms: u64) -> u128 {
+        self.dbs
+            .iter()
+            .enumerate()
+            .map(|(i, db)| {
+                let d = db.digest(now_ms);
+                if d == 0 {
+                    0
+                } else {
+                    let mut buf = [0u8; 17];
+                    buf[0] = i as u8;
+                    buf[1..].copy_from_slice(&d.to_le_bytes());
+                    xxhash_rust::xxh3::xxh3_128(&buf)
+                }
+            })
+            .fold(0u128, |a, b| a.wrapping_add(b))
+    }
+}
