@@ -517,6 +517,13 @@ class RawConn:
         self.close()
 
 
+def exchange(port: int, commands, timeout: float = 5) -> list:
+    """Send commands pipelined on a fresh connection; return the exact bytes of each reply."""
+    with RawConn(port, timeout=timeout) as c:
+        c.send(b"".join(encode_command(*cmd) for cmd in commands))
+        return [c.read_reply() for _ in commands]
+
+
 def encode_command(*args) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for a in args:
