@@ -10,8 +10,8 @@
 
 use smallvec::SmallVec;
 
-use super::dot::{Dot, ReplicaId, VersionVector};
 use super::clock::Timestamp;
+use super::dot::{Dot, ReplicaId, VersionVector};
 
 /// One write in a [`Register`].
 #[derive(Clone, Debug, PartialEq)]
@@ -29,7 +29,9 @@ pub struct Register<V> {
 
 impl<V> Default for Register<V> {
     fn default() -> Self {
-        Register { writes: SmallVec::new() }
+        Register {
+            writes: SmallVec::new(),
+        }
     }
 }
 
@@ -175,7 +177,13 @@ impl Counter {
     }
 
     pub fn add(&mut self, dot: Dot, int: i64, float: f64, is_float: bool, stable: &VersionVector) {
-        self.increments.push(Increment { dot, from: dot.ts, int, float, is_float });
+        self.increments.push(Increment {
+            dot,
+            from: dot.ts,
+            int,
+            float,
+            is_float,
+        });
         self.compact(stable);
     }
 
@@ -223,7 +231,10 @@ impl Counter {
             all.push((i.clone(), true, false));
         }
         for o in &other.increments {
-            match all.iter_mut().find(|(i, _, _)| i.dot == o.dot && i.from == o.from) {
+            match all
+                .iter_mut()
+                .find(|(i, _, _)| i.dot == o.dot && i.from == o.from)
+            {
                 Some(entry) => entry.2 = true,
                 None => all.push((o.clone(), false, true)),
             }
@@ -238,15 +249,25 @@ impl Counter {
                     return true;
                 }
                 let (seen_by_other, other_side_has_part) = if *mine {
-                    (other_ctx.covers(inc.dot), all.iter().any(|(p, _, t)| *t && inc.contains(p)))
+                    (
+                        other_ctx.covers(inc.dot),
+                        all.iter().any(|(p, _, t)| *t && inc.contains(p)),
+                    )
                 } else {
-                    (my_ctx.covers(inc.dot), all.iter().any(|(p, m, _)| *m && inc.contains(p)))
+                    (
+                        my_ctx.covers(inc.dot),
+                        all.iter().any(|(p, m, _)| *m && inc.contains(p)),
+                    )
                 };
                 !seen_by_other || other_side_has_part
             })
             .collect();
-        let mut merged: SmallVec<[Increment; 1]> =
-            all.into_iter().zip(keep).filter(|(_, k)| *k).map(|((i, _, _), _)| i).collect();
+        let mut merged: SmallVec<[Increment; 1]> = all
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|((i, _, _), _)| i)
+            .collect();
         merged.sort_by_key(|i| (i.dot, i.from));
         self.increments = merged;
     }
@@ -261,7 +282,10 @@ pub struct Cell<V> {
 
 impl<V> Default for Cell<V> {
     fn default() -> Self {
-        Cell { reg: Register::default(), counter: None }
+        Cell {
+            reg: Register::default(),
+            counter: None,
+        }
     }
 }
 
@@ -281,8 +305,17 @@ impl<V: Clone + PartialEq> Cell<V> {
         self.remove_covered_increments(ctx);
     }
 
-    pub fn increment(&mut self, dot: Dot, int: i64, float: f64, is_float: bool, stable: &VersionVector) {
-        self.counter.get_or_insert_with(Default::default).add(dot, int, float, is_float, stable);
+    pub fn increment(
+        &mut self,
+        dot: Dot,
+        int: i64,
+        float: f64,
+        is_float: bool,
+        stable: &VersionVector,
+    ) {
+        self.counter
+            .get_or_insert_with(Default::default)
+            .add(dot, int, float, is_float, stable);
     }
 
     pub fn remove_covered(&mut self, ctx: &VersionVector) -> bool {
@@ -292,7 +325,9 @@ impl<V: Clone + PartialEq> Cell<V> {
     }
 
     fn remove_covered_increments(&mut self, ctx: &VersionVector) -> bool {
-        let Some(c) = self.counter.as_mut() else { return false };
+        let Some(c) = self.counter.as_mut() else {
+            return false;
+        };
         let changed = c.remove_covered(ctx);
         if c.is_empty() {
             self.counter = None;

@@ -45,7 +45,13 @@ impl PartialOrd for Dot {
 
 impl fmt::Debug for Dot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}@{}.{}", self.replica & 0xffff, self.ts.millis(), self.ts.logical())
+        write!(
+            f,
+            "{:x}@{}.{}",
+            self.replica & 0xffff,
+            self.ts.millis(),
+            self.ts.logical()
+        )
     }
 }
 

@@ -23,23 +23,54 @@ pub enum Ttl {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Effect {
     /// The `SET` family: the key becomes this string; everything observed of it goes.
-    Assign { value: Blob, ttl: Ttl },
+    Assign {
+        value: Blob,
+        ttl: Ttl,
+    },
     /// `INCR`/`INCRBY`/`DECR`/`DECRBY`/`INCRBYFLOAT`.
-    Incr { int: i64, float: f64, is_float: bool },
+    Incr {
+        int: i64,
+        float: f64,
+        is_float: bool,
+    },
     /// `DEL`, `UNLINK`, `FLUSHDB` per key, expiry: everything observed of the key goes.
     Delete,
     /// `EXPIRE` family (`Some(deadline)` in Unix ms) and `PERSIST` (`None`).
-    Expire { deadline: Option<u64> },
-    HashSet { fields: Vec<(Blob, Blob)> },
-    HashIncr { field: Blob, int: i64, float: f64, is_float: bool },
-    HashDel { fields: Vec<Blob> },
-    SetAdd { members: Vec<Blob> },
-    SetRem { members: Vec<Blob> },
-    ZAdd { members: Vec<(Blob, f64)> },
-    ZIncr { member: Blob, delta: f64 },
-    ZRem { members: Vec<Blob> },
+    Expire {
+        deadline: Option<u64>,
+    },
+    HashSet {
+        fields: Vec<(Blob, Blob)>,
+    },
+    HashIncr {
+        field: Blob,
+        int: i64,
+        float: f64,
+        is_float: bool,
+    },
+    HashDel {
+        fields: Vec<Blob>,
+    },
+    SetAdd {
+        members: Vec<Blob>,
+    },
+    SetRem {
+        members: Vec<Blob>,
+    },
+    ZAdd {
+        members: Vec<(Blob, f64)>,
+    },
+    ZIncr {
+        member: Blob,
+        delta: f64,
+    },
+    ZRem {
+        members: Vec<Blob>,
+    },
     /// Register updates `(index, rank)` of a HyperLogLog (`PFADD`, `PFMERGE`).
-    HllAdd { updates: Vec<(u16, u8)> },
+    HllAdd {
+        updates: Vec<(u16, u8)>,
+    },
 }
 
 /// One write to one key of one logical database.

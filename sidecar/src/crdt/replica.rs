@@ -23,7 +23,13 @@ pub struct Update {
 
 impl Update {
     pub fn last_dot(&self) -> Dot {
-        Dot::new(self.origin, self.ops.last().map(|o| o.0).unwrap_or(self.deps.get(self.origin)))
+        Dot::new(
+            self.origin,
+            self.ops
+                .last()
+                .map(|o| o.0)
+                .unwrap_or(self.deps.get(self.origin)),
+        )
     }
 }
 
@@ -133,7 +139,12 @@ impl Replica {
         if update.ops.is_empty() || last <= seen {
             return Delivery::Duplicate;
         }
-        if seen != update.deps.get(origin) || !update.deps.iter().all(|(r, t)| r == origin || self.vv.get(r) >= t) {
+        if seen != update.deps.get(origin)
+            || !update
+                .deps
+                .iter()
+                .all(|(r, t)| r == origin || self.vv.get(r) >= t)
+        {
             return Delivery::NotReady;
         }
         let mut ctx = update.deps.clone();

@@ -1,0 +1,305 @@
+//! Property tests of the CRDT core: simulated replicas issue random writes of every type, updates
+//! are delivered in random orders (reordered, duplicated, delayed), and every replica must end in
+//! the same state. The state-based join must be commutative, associative and idempotent, and
+//! agree with operation delivery.
+
+use proptest::prelude::*;
+use syncmesh_replica::crdt::replica::{Delivery, Update};
+use syncmesh_replica::crdt::{Blob, Clock, Effect, Op, Replica, Ttl, VersionVector};
+
+const KEYS: &[&[u8]] = &[b"a", b"b", b"c"];
+const MEMBERS: &[&[u8]] = &[b"x", b"y", b"z"];
+
+fn blob(b: &[u8]) -> Blob {
+    Blob::from_slice(b)
+}
+
+/// Any write a command could produce, on a small alphabet so that writes collide.
+fn arb_op() -> impl Strategy<Value = Op> {
+    let key = prop::sample::select(KEYS);
+    let member = prop::sample::select(MEMBERS);
+    let effect = prop_oneof![
+        (
+            any::<u8>(),
+            prop::sample::select(vec![Ttl::Keep, Ttl::Clear, Ttl::At(5_000)])
+        )
+            .prop_map(|(v, ttl)| Effect::Assign {
+                value: blob(&[b'0' + v % 10]),
+                ttl
+            }),
+        (-5i64..5).prop_map(|n| Effect::Incr {
+            int: n,
+            float: 0.0,
+            is_float: false
+        }),
+        (0u8..4).prop_map(|n| Effect::Incr {
+            int: 0,
+            float: n as f64 * 0.5,
+            is_float: true
+        }),
+        Just(Effect::Delete),
+        prop::option::of(1_000u64..9_000).prop_map(|deadline| Effect::Expire { deadline }),
+        (member.clone(), any::<u8>()).prop_map(|(f, v)| Effect::HashSet {
+            fields: vec![(blob(f), blob(&[v]))]
+        }),
+        (member.clone(), -3i64..3).prop_map(|(f, n)| Effect::HashIncr {
+            field: blob(f),
+            int: n,
+            float: 0.0,
+            is_float: false
+        }),
+        member.clone().prop_map(|f| Effect::HashDel {
+            fields: vec![blob(f)]
+        }),
+        member.clone().prop_map(|m| Effect::SetAdd {
+            members: vec![blob(m)]
+        }),
+        member.clone().prop_map(|m| Effect::SetRem {
+            members: vec![blob(m)]
+        }),
+        (member.clone(), -4i32..4).prop_map(|(m, s)| Effect::ZAdd {
+            members: vec![(blob(m), s as f64)]
+        }),
+        (member.clone(), 1i32..3).prop_map(|(m, d)| Effect::ZIncr {
+            member: blob(m),
+            delta: d as f64
+        }),
+        member.clone().prop_map(|m| Effect::ZRem {
+            members: vec![blob(m)]
+        }),
+        (0u16..64, 1u8..20).prop_map(|(i, r)| Effect::HllAdd {
+            updates: vec![(i, r)]
+        }),
+    ];
+    (key, effect, 0u8..2).prop_map(|(k, effect, db)| Op {
+        db,
+        key: blob(k),
+        effect,
+    })
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// Replica `r` runs a command that makes these writes (one update).
+    Write(usize, Vec<Op>),
+    /// Deliver the `n`-th sent update (modulo the number sent) to replica `r`, possibly again.
+    Deliver(usize, usize),
+    /// Advance causal stability everywhere and compact.
+    Stabilize,
+}
+
+fn arb_steps(replicas: usize) -> impl Strategy<Value = Vec<Step>> {
+    let step = prop_oneof![
+        4 => (0..replicas, prop::collection::vec(arb_op(), 1..3)).prop_map(|(r, ops)| Step::Write(r, ops)),
+        5 => (0..replicas, any::<usize>()).prop_map(|(r, n)| Step::Deliver(r, n)),
+        1 => Just(Step::Stabilize),
+    ];
+    prop::collection::vec(step, 1..60)
+}
+
+struct Sim {
+    replicas: Vec<Replica>,
+    sent: Vec<Update>,
+    /// `delivered[i][n]`: update `n` has been applied at replica `i`.
+    delivered: Vec<Vec<bool>>,
+    buffers: Vec<Vec<usize>>,
+    now: u64,
+}
+
+impl Sim {
+    fn new(n: usize) -> Sim {
+        let replicas = (0..n)
+            .map(|i| {
+                // Replicas' clocks disagree by up to a few seconds: HLC must cope.
+                let mut r = Replica::new(0x100 + i as u64, Clock::new(i as i64 * 1_500 - 2_000));
+                r.set_replicated(true);
+                r
+            })
+            .collect();
+        Sim {
+            replicas,
+            sent: vec![],
+            delivered: vec![vec![]; n],
+            buffers: vec![vec![]; n],
+            now: 1_000,
+        }
+    }
+
+    fn run(&mut self, step: &Step) {
+        self.now += 7;
+        match step {
+            Step::Write(r, ops) => {
+                for op in ops {
+                    self.replicas[*r].write(op.clone(), self.now);
+                }
+                let update = self.replicas[*r].take_update().expect("writes recorded");
+                self.sent.push(update);
+                for (i, d) in self.delivered.iter_mut().enumerate() {
+                    d.push(i == *r);
+                }
+            }
+            Step::Deliver(r, n) => {
+                if !self.sent.is_empty() {
+                    let n = n % self.sent.len();
+                    self.buffers[*r].push(n);
+                    self.drain(*r);
+                }
+            }
+            Step::Stabilize => {
+                let stable = self.stable();
+                for r in &mut self.replicas {
+                    r.set_stable(stable.clone());
+                    r.compact();
+                }
+            }
+        }
+    }
+
+    /// Applies whatever buffered updates have become causally ready at replica `r`.
+    fn drain(&mut self, r: usize) {
+        loop {
+            let mut progressed = false;
+            let buffered = std::mem::take(&mut self.buffers[r]);
+            for n in buffered {
+                match self.replicas[r].deliver(&self.sent[n]) {
+                    Delivery::Applied => {
+                        self.delivered[r][n] = true;
+                        progressed = true;
+                    }
+                    Delivery::Duplicate => {
+                        assert!(self.delivered[r][n], "duplicate of an update never applied")
+                    }
+                    Delivery::NotReady => self.buffers[r].push(n),
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// What every replica has observed and what no in-flight update can still be concurrent with.
+    fn stable(&self) -> VersionVector {
+        let mut frontier: Option<VersionVector> = None;
+        for (j, replica) in self.replicas.iter().enumerate() {
+            let origin = replica.id;
+            let earliest_in_flight = self
+                .sent
+                .iter()
+                .enumerate()
+                .find(|(n, u)| u.origin == origin && self.delivered.iter().any(|d| !d[*n]))
+                .map(|(_, u)| u.deps.clone());
+            let v = earliest_in_flight.unwrap_or_else(|| self.replicas[j].version_vector().clone());
+            let all_seen = self
+                .replicas
+                .iter()
+                .fold(v, |acc, r| acc.meet(r.version_vector()));
+            frontier = Some(match frontier {
+                None => all_seen,
+                Some(f) => f.meet(&all_seen),
+            });
+        }
+        frontier.unwrap_or_default()
+    }
+
+    fn deliver_everything(&mut self) {
+        for r in 0..self.replicas.len() {
+            self.buffers[r] = (0..self.sent.len()).collect();
+        }
+        for _ in 0..self.sent.len() + 1 {
+            for r in 0..self.replicas.len() {
+                self.drain(r);
+            }
+        }
+        for r in 0..self.replicas.len() {
+            assert!(
+                self.buffers[r].is_empty(),
+                "replica {r} could not apply {:?}",
+                self.buffers[r]
+            );
+        }
+    }
+}
+
+fn digest(r: &Replica) -> u128 {
+    r.digest(0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn any_delivery_order_converges(steps in arb_steps(3)) {
+        let mut sim = Sim::new(3);
+        for s in &steps {
+            sim.run(s);
+        }
+        sim.deliver_everything();
+        let d0 = digest(&sim.replicas[0]);
+        for r in &sim.replicas[1..] {
+            prop_assert_eq!(digest(r), d0);
+        }
+        // Stability after full delivery must not change what anyone sees.
+        sim.run(&Step::Stabilize);
+        for r in &sim.replicas {
+            prop_assert_eq!(digest(r), d0);
+        }
+    }
+
+    #[test]
+    fn join_is_commutative_associative_idempotent_and_matches_delivery(steps in arb_steps(3)) {
+        let mut sim = Sim::new(3);
+        for s in steps.iter().filter(|s| !matches!(s, Step::Stabilize)) {
+            sim.run(s);
+        }
+        let (a, b, c) = (sim.replicas[0].clone(), sim.replicas[1].clone(), sim.replicas[2].clone());
+        let join = |x: &Replica, y: &Replica| { let mut z = x.clone(); z.join(y); z };
+
+        prop_assert_eq!(digest(&join(&a, &b)), digest(&join(&b, &a)));
+        prop_assert_eq!(digest(&join(&join(&a, &b), &c)), digest(&join(&a, &join(&b, &c))));
+        prop_assert_eq!(digest(&join(&a, &a)), digest(&a));
+
+        let all = join(&join(&a, &b), &c);
+        sim.deliver_everything();
+        prop_assert_eq!(digest(&all), digest(&sim.replicas[0]));
+    }
+}
+
+#[test]
+fn a_set_that_did_not_see_an_increment_keeps_it() {
+    let mut sim = Sim::new(2);
+    let key = || blob(b"n");
+    sim.run(&Step::Write(
+        0,
+        vec![Op {
+            db: 0,
+            key: key(),
+            effect: Effect::Incr {
+                int: 5,
+                float: 0.0,
+                is_float: false,
+            },
+        }],
+    ));
+    sim.run(&Step::Write(
+        1,
+        vec![Op {
+            db: 0,
+            key: key(),
+            effect: Effect::Assign {
+                value: blob(b"100"),
+                ttl: Ttl::Clear,
+            },
+        }],
+    ));
+    sim.deliver_everything();
+    for r in &sim.replicas {
+        let e = r.db(0).get(b"n").unwrap();
+        match e.visible().unwrap() {
+            syncmesh_replica::crdt::keyspace::Part::Str(c) => {
+                assert_eq!(&*syncmesh_replica::crdt::keyspace::string_value(c), b"105")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
