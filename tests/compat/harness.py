@@ -217,7 +217,7 @@ class RawErrorsRESP3(_FullErrorText, _RESP3Parser):
 
 
 def make_client(port: int, protocol: int = 2, password: str | None = None, username: str | None = None,
-                db: int = 0, timeout: float = 10.0, raw_callbacks: bool = True) -> redis.Redis:
+                db: int = 0, timeout: float = 5.0, raw_callbacks: bool = True) -> redis.Redis:
     kw = dict(host="127.0.0.1", port=port, db=db, protocol=protocol,
               parser_class=RawErrorsRESP2 if protocol == 2 else RawErrorsRESP3,
               driver_info=None, socket_timeout=timeout, socket_connect_timeout=timeout,
@@ -522,6 +522,41 @@ def exchange(port: int, commands, timeout: float = 5) -> list:
     with RawConn(port, timeout=timeout) as c:
         c.send(b"".join(encode_command(*cmd) for cmd in commands))
         return [c.read_reply() for _ in commands]
+
+
+def parse_frame(data: bytes):
+    """Parse one complete RESP2/RESP3 frame into (type byte, value) tuples, keeping the types:
+    arrays/sets/pushes hold lists of frames, maps hold lists of (key frame, value frame)."""
+    def parse(pos):
+        end = data.index(b"\r\n", pos)
+        kind, body = data[pos:pos + 1].decode(), data[pos + 1:end]
+        pos = end + 2
+        if kind in "+-,#(_":
+            return (kind, body), pos
+        if kind == ":":
+            return (kind, int(body)), pos
+        if kind in "$!=":
+            n = int(body)
+            if n < 0:
+                return (kind, None), pos
+            return (kind, data[pos:pos + n]), pos + n + 2
+        if kind in "*~>":
+            n, items = int(body), []
+            for _ in range(max(n, 0)):
+                item, pos = parse(pos)
+                items.append(item)
+            return (kind, items if n >= 0 else None), pos
+        if kind in "%|":
+            items = []
+            for _ in range(int(body)):
+                k, pos = parse(pos)
+                v, pos = parse(pos)
+                items.append((k, v))
+            return (kind, items), pos
+        raise ValueError(f"unknown RESP type {kind!r}")
+    frame, end = parse(0)
+    assert end == len(data), f"trailing bytes after frame: {data[end:end + 50]!r}"
+    return frame
 
 
 def encode_command(*args) -> bytes:
