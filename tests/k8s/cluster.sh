@@ -246,13 +246,13 @@ EOF
   chmod 600 "$1"
 }
 
-pid_of() { [[ -f "$STATE/$1.pid" ]] && cat "$STATE/$1.pid" || true; }
+pid_of() { if [[ -f "$STATE/$1.pid" ]]; then cat "$STATE/$1.pid"; fi; }
 
 # A pid counts as ours only if it is alive and its command line names our state dir.
 is_ours() {
   local pid=$1
   [[ -n "$pid" && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' < /proc/"$pid"/cmdline | grep -qF -- "$STATE/"
+  { tr '\0' ' ' < /proc/"$pid"/cmdline; } 2>/dev/null | grep -qF -- "$STATE/"
 }
 
 start_proc() { # start_proc NAME BINARY ARGS...
@@ -260,10 +260,11 @@ start_proc() { # start_proc NAME BINARY ARGS...
   log "starting $name (log: $STATE/logs/$name.log)"
   # setsid: its own session, so a Ctrl-C in the caller's terminal does not reach it.
   # The lock descriptors (7-9) are closed so a daemon never holds our locks.
+  # shellcheck disable=SC2016 # expanded by the inner bash
   setsid bash -c 'echo $$ > "$0"; exec "$@"' "$STATE/$name.pid" "$@" \
     </dev/null >"$STATE/logs/$name.log" 2>&1 7>&- 8>&- 9>&- &
-  local i
-  for i in $(seq 1 50); do [[ -s "$STATE/$name.pid" ]] && return 0; sleep 0.1; done
+  local _
+  for _ in $(seq 1 50); do [[ -s "$STATE/$name.pid" ]] && return 0; sleep 0.1; done
   die "$name did not start"
 }
 
@@ -312,14 +313,13 @@ print_env() {
 }
 
 stop_all() {
-  local c pid i any=0
+  local c pid _
   for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do
     pid=$(pid_of "$c")
     if is_ours "$pid"; then
       log "stopping $c (pid $pid)"
       kill -TERM "$pid" 2>/dev/null || true
-      any=1
-      for i in $(seq 1 100); do is_ours "$pid" || break; sleep 0.1; done
+      for _ in $(seq 1 100); do is_ours "$pid" || break; sleep 0.1; done
       if is_ours "$pid"; then log "$c did not exit in 10s; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$STATE/$c.pid"
@@ -347,7 +347,7 @@ cmd_up() {
   local start=$SECONDS
   UP_OK=0
   mkdir -p "$STATE/logs" "$STATE/etcd" "$STATE/kcm" "$STATE/scheduler"
-  chmod 700 "$STATE"
+  chmod 700 "$STATE" "$STATE/etcd"
   # If anything below fails, stop what was started (state kept for the logs).
   trap '[[ $UP_OK == 1 ]] || { log "up failed; stopping what was started (logs kept in $STATE/logs)"; stop_all; }' EXIT
   allocate_ports; load_ports
@@ -380,6 +380,7 @@ cmd_up() {
     --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,NodeRestriction,PodSecurity,Priority,RuntimeClass,StorageObjectInUseProtection,PersistentVolumeClaimResize,MutatingAdmissionPolicy,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook,ResourceQuota \
     --allow-privileged=true \
     --enable-aggregator-routing=true \
+    --endpoint-reconciler-type=none \
     --requestheader-client-ca-file="$p/front-proxy-ca.crt" \
     --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
