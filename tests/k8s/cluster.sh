@@ -10,6 +10,8 @@
 #   tests/k8s/cluster.sh status           show processes, ports and log files
 #   tests/k8s/cluster.sh ns [PREFIX]      create a fresh, uniquely named namespace; print its name
 #   tests/k8s/cluster.sh kubectl ARGS...  run the matching kubectl against the instance
+#   tests/k8s/cluster.sh exec -- CMD...   run CMD with the instance's env exported; an instance
+#                                         that exec brought up is taken down when CMD ends
 #   tests/k8s/cluster.sh bin              print the directory holding the cached binaries
 #
 # Options (before or after the command):
@@ -31,6 +33,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GO_DIR="$SCRIPT_DIR/go"
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 log() { printf '[cluster.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -44,15 +47,18 @@ while [[ $# -gt 0 ]]; do
     --name) [[ $# -ge 2 ]] || die "--name needs a value"; NAME=$2; shift 2 ;;
     --name=*) NAME=${1#--name=}; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help|help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help|help) usage; exit 0 ;;
     *)
       if [[ -z "$CMD" ]]; then CMD=$1; else ARGS+=("$1"); fi
       shift
-      if [[ "$CMD" == kubectl ]]; then ARGS+=("$@"); break; fi
+      if [[ "$CMD" == kubectl || "$CMD" == exec ]]; then
+        [[ "$CMD" == exec && "${1:-}" == -- ]] && shift
+        ARGS+=("$@"); break
+      fi
       ;;
   esac
 done
-[[ -n "$CMD" ]] || { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ -n "$CMD" ]] || { usage >&2; exit 2; }
 [[ "$NAME" =~ ^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$ ]] || die "instance name must be lower-case alphanumerics and '-' (got '$NAME')"
 
 # ---------------------------------------------------------------- versions
@@ -117,7 +123,7 @@ ensure_binaries() {
   mkdir -p "$BIN"
   exec 8>"$CACHE_DIR/.build.lock"
   if ! flock -n 8; then
-    log "another process is building into $CACHE_DIR; waiting for it"
+    log "another cluster.sh is checking or building the binaries in $CACHE_DIR; waiting"
     flock 8
   fi
   local start=$SECONDS kv ld p minor
@@ -174,11 +180,14 @@ load_ports() { # shellcheck disable=SC1091
   [[ -f "$STATE/ports" ]] && source "$STATE/ports"
 }
 
-# cert NAME CN ORG SIGNER [SANs] [usage]   (ECDSA P-256, 1 year)
+# ECDSA P-256 keys in PKCS#8 PEM ("BEGIN PRIVATE KEY"), which every client library reads.
+newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+
+# cert NAME CN ORG SIGNER [SANs] [usage]   (1 year)
 cert() {
   local name=$1 cn=$2 org=$3 ca=$4 sans=${5:-} usage=${6:-clientAuth} d="$STATE/pki" subj
   subj="/CN=$cn"; [[ -n "$org" ]] && subj="/O=$org$subj"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$d/$name.key" 2>/dev/null
+  newkey "$d/$name.key"
   {
     echo "basicConstraints=critical,CA:FALSE"
     echo "keyUsage=critical,digitalSignature,keyEncipherment"
@@ -193,7 +202,7 @@ cert() {
 
 ca() { # ca NAME CN
   local d="$STATE/pki"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$d/$1.key" 2>/dev/null
+  newkey "$d/$1.key"
   openssl req -x509 -new -key "$d/$1.key" -subj "/CN=$2" -days 3650 -sha256 \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
     -out "$d/$1.crt" 2>/dev/null
@@ -350,6 +359,8 @@ cmd_up() {
   chmod 700 "$STATE" "$STATE/etcd"
   # If anything below fails, stop what was started (state kept for the logs).
   trap '[[ $UP_OK == 1 ]] || { log "up failed; stopping what was started (logs kept in $STATE/logs)"; stop_all; }' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   allocate_ports; load_ports
   gen_pki
   kubeconfig "$STATE/kubeconfig" kubernetes-admin admin
@@ -412,7 +423,7 @@ cmd_up() {
   # The service-account and root-CA publisher controllers must have run before
   # pods can be admitted (ServiceAccount admission needs the `default` SA).
   wait_for kube-controller-manager "the default ServiceAccount and kube-root-ca.crt" default_sa_ready
-  UP_OK=1; trap - EXIT
+  UP_OK=1; trap - EXIT INT TERM
   log "instance '$NAME' ready in $((SECONDS - start))s: Kubernetes $K8S_VERSION at https://127.0.0.1:$API_PORT (etcd $ETCD_VERSION on :$ETCD_PORT)"
   print_env
 }
@@ -468,7 +479,32 @@ EOF
   echo
 }
 
+cmd_exec() {
+  [[ ${#ARGS[@]} -gt 0 ]] || die "usage: $0 exec -- COMMAND [ARGS...]"
+  local was_running=0 env_out rc=0
+  if ( lock_instance; running ); then was_running=1; fi
+  env_out=$(cmd_up)
+  eval "$env_out"
+  export KUBECONFIG SYNCMESH_K8S_NAME SYNCMESH_K8S_BIN
+  # We stop an instance we started: on success, failure or interruption.
+  [[ $was_running == 1 ]] || trap 'cmd_down' EXIT
+  log "running: ${ARGS[*]}"
+  # Run it in the background and wait, so INT/TERM reach this shell at once (and
+  # are passed on) instead of after the command ends; stdin stays the caller's.
+  exec 3<&0
+  "${ARGS[@]}" <&3 3<&- &
+  EXEC_CHILD=$!
+  exec 3<&-
+  trap 'kill -INT "$EXEC_CHILD" 2>/dev/null; wait "$EXEC_CHILD"; exit 130' INT
+  trap 'kill -TERM "$EXEC_CHILD" 2>/dev/null; wait "$EXEC_CHILD"; exit 143' TERM
+  wait "$EXEC_CHILD" || rc=$?
+  trap - INT TERM
+  log "command exited with status $rc"
+  exit "$rc"
+}
+
 case "$CMD" in
+  exec) cmd_exec ;;
   build) ensure_binaries; log "binaries in $BIN: $(cd "$BIN" && echo kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm)" ;;
   up) cmd_up ;;
   down) cmd_down ;;

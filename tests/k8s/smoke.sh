@@ -66,6 +66,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ up
 say "bringing up control plane '$NAME' (builds binaries on first use)"
