@@ -272,8 +272,9 @@ def test_expire_mixed_with_persistent_keys(both):
     assert both("EXISTS", "a", "b", "c") == 2
 
 
+@pytest.mark.parametrize("persistent", [0, 10])
 @pytest.mark.parametrize("which", ["redis-server", "target"])
-def test_active_expiry_sweep(servers, which):
+def test_active_expiry_sweep(servers, which, persistent):
     """200 keys with PX 50 disappear from DBSIZE without being touched, within a couple of seconds."""
     server = servers[0] if which == "redis-server" else servers[1]
     c = server.client()
@@ -281,11 +282,12 @@ def test_active_expiry_sweep(servers, which):
         p = c.pipeline(transaction=False)
         for i in range(200):
             p.execute_command("SET", f"vol:{i}", "x", "PX", "50")
-        for i in range(10):
+        for i in range(persistent):
             p.execute_command("SET", f"keep:{i}", "x")
         assert all(r == b"OK" for r in p.execute())
+        assert call(c, "DBSIZE") == 200 + persistent
         time.sleep(0.1)
-        final = wait_until(lambda: call(c, "DBSIZE") == 10, timeout=2.5, interval=0.05)
+        final = wait_until(lambda: call(c, "DBSIZE") == persistent, timeout=2.5, interval=0.05)
         assert final, f"{which}: DBSIZE still {call(c, 'DBSIZE')} 2.5 s after 200 keys expired"
     finally:
         c.close()
