@@ -1,4 +1,16 @@
 //! `syncmesh-replica`: a Redis-compatible store whose every value is CRDT state, so that replicas
 //! in a mesh converge. See `README.md` at the repository root for the map of the code.
+//!
+//! - [`crdt`]: the CRDT core, pure and without I/O.
+//! - [`resp`]: the Redis protocol.
+//! - [`commands`]: one file per command family.
+//! - [`server`]: listeners, connections, the store and its watchers.
+//! - [`admin`]: the HTTP admin port.
 
+pub mod admin;
+pub mod commands;
+pub mod config;
 pub mod crdt;
+pub mod metrics;
+pub mod resp;
+pub mod server;

@@ -19,63 +19,29 @@ fn arb_op() -> impl Strategy<Value = Op> {
     let key = prop::sample::select(KEYS);
     let member = prop::sample::select(MEMBERS);
     let effect = prop_oneof![
-        (
-            any::<u8>(),
-            prop::sample::select(vec![Ttl::Keep, Ttl::Clear, Ttl::At(5_000)])
-        )
-            .prop_map(|(v, ttl)| Effect::Assign {
-                value: blob(&[b'0' + v % 10]),
-                ttl
-            }),
-        (-5i64..5).prop_map(|n| Effect::Incr {
-            int: n,
-            float: 0.0,
-            is_float: false
-        }),
-        (0u8..4).prop_map(|n| Effect::Incr {
-            int: 0,
-            float: n as f64 * 0.5,
-            is_float: true
-        }),
+        (any::<u8>(), prop::sample::select(vec![Ttl::Keep, Ttl::Clear, Ttl::At(5_000)]))
+            .prop_map(|(v, ttl)| Effect::Assign { value: blob(&[b'0' + v % 10]), ttl }),
+        (-5i64..5).prop_map(|n| Effect::Incr { int: n, float: 0.0, is_float: false }),
+        (0u8..4).prop_map(|n| Effect::Incr { int: 0, float: n as f64 * 0.5, is_float: true }),
         Just(Effect::Delete),
         prop::option::of(1_000u64..9_000).prop_map(|deadline| Effect::Expire { deadline }),
-        (member.clone(), any::<u8>()).prop_map(|(f, v)| Effect::HashSet {
-            fields: vec![(blob(f), blob(&[v]))]
-        }),
+        (member.clone(), any::<u8>())
+            .prop_map(|(f, v)| Effect::HashSet { fields: vec![(blob(f), blob(&[v]))] }),
         (member.clone(), -3i64..3).prop_map(|(f, n)| Effect::HashIncr {
             field: blob(f),
             int: n,
             float: 0.0,
             is_float: false
         }),
-        member.clone().prop_map(|f| Effect::HashDel {
-            fields: vec![blob(f)]
-        }),
-        member.clone().prop_map(|m| Effect::SetAdd {
-            members: vec![blob(m)]
-        }),
-        member.clone().prop_map(|m| Effect::SetRem {
-            members: vec![blob(m)]
-        }),
-        (member.clone(), -4i32..4).prop_map(|(m, s)| Effect::ZAdd {
-            members: vec![(blob(m), s as f64)]
-        }),
-        (member.clone(), 1i32..3).prop_map(|(m, d)| Effect::ZIncr {
-            member: blob(m),
-            delta: d as f64
-        }),
-        member.clone().prop_map(|m| Effect::ZRem {
-            members: vec![blob(m)]
-        }),
-        (0u16..64, 1u8..20).prop_map(|(i, r)| Effect::HllAdd {
-            updates: vec![(i, r)]
-        }),
+        member.clone().prop_map(|f| Effect::HashDel { fields: vec![blob(f)] }),
+        member.clone().prop_map(|m| Effect::SetAdd { members: vec![blob(m)] }),
+        member.clone().prop_map(|m| Effect::SetRem { members: vec![blob(m)] }),
+        (member.clone(), -4i32..4).prop_map(|(m, s)| Effect::ZAdd { members: vec![(blob(m), s as f64)] }),
+        (member.clone(), 1i32..3).prop_map(|(m, d)| Effect::ZIncr { member: blob(m), delta: d as f64 }),
+        member.clone().prop_map(|m| Effect::ZRem { members: vec![blob(m)] }),
+        (0u16..64, 1u8..20).prop_map(|(i, r)| Effect::HllAdd { updates: vec![(i, r)] }),
     ];
-    (key, effect, 0u8..2).prop_map(|(k, effect, db)| Op {
-        db,
-        key: blob(k),
-        effect,
-    })
+    (key, effect, 0u8..2).prop_map(|(k, effect, db)| Op { db, key: blob(k), effect })
 }
 
 #[derive(Clone, Debug)]
@@ -116,13 +82,7 @@ impl Sim {
                 r
             })
             .collect();
-        Sim {
-            replicas,
-            sent: vec![],
-            delivered: vec![vec![]; n],
-            buffers: vec![vec![]; n],
-            now: 1_000,
-        }
+        Sim { replicas, sent: vec![], delivered: vec![vec![]; n], buffers: vec![vec![]; n], now: 1_000 }
     }
 
     fn run(&mut self, step: &Step) {
@@ -190,10 +150,7 @@ impl Sim {
                 .find(|(n, u)| u.origin == origin && self.delivered.iter().any(|d| !d[*n]))
                 .map(|(_, u)| u.deps.clone());
             let v = earliest_in_flight.unwrap_or_else(|| self.replicas[j].version_vector().clone());
-            let all_seen = self
-                .replicas
-                .iter()
-                .fold(v, |acc, r| acc.meet(r.version_vector()));
+            let all_seen = self.replicas.iter().fold(v, |acc, r| acc.meet(r.version_vector()));
             frontier = Some(match frontier {
                 None => all_seen,
                 Some(f) => f.meet(&all_seen),
@@ -212,11 +169,7 @@ impl Sim {
             }
         }
         for r in 0..self.replicas.len() {
-            assert!(
-                self.buffers[r].is_empty(),
-                "replica {r} could not apply {:?}",
-                self.buffers[r]
-            );
+            assert!(self.buffers[r].is_empty(), "replica {r} could not apply {:?}", self.buffers[r]);
         }
     }
 }
@@ -271,26 +224,11 @@ fn a_set_that_did_not_see_an_increment_keeps_it() {
     let key = || blob(b"n");
     sim.run(&Step::Write(
         0,
-        vec![Op {
-            db: 0,
-            key: key(),
-            effect: Effect::Incr {
-                int: 5,
-                float: 0.0,
-                is_float: false,
-            },
-        }],
+        vec![Op { db: 0, key: key(), effect: Effect::Incr { int: 5, float: 0.0, is_float: false } }],
     ));
     sim.run(&Step::Write(
         1,
-        vec![Op {
-            db: 0,
-            key: key(),
-            effect: Effect::Assign {
-                value: blob(b"100"),
-                ttl: Ttl::Clear,
-            },
-        }],
+        vec![Op { db: 0, key: key(), effect: Effect::Assign { value: blob(b"100"), ttl: Ttl::Clear } }],
     ));
     sim.deliver_everything();
     for r in &sim.replicas {

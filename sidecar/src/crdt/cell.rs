@@ -29,9 +29,7 @@ pub struct Register<V> {
 
 impl<V> Default for Register<V> {
     fn default() -> Self {
-        Register {
-            writes: SmallVec::new(),
-        }
+        Register { writes: SmallVec::new() }
     }
 }
 
@@ -177,13 +175,7 @@ impl Counter {
     }
 
     pub fn add(&mut self, dot: Dot, int: i64, float: f64, is_float: bool, stable: &VersionVector) {
-        self.increments.push(Increment {
-            dot,
-            from: dot.ts,
-            int,
-            float,
-            is_float,
-        });
+        self.increments.push(Increment { dot, from: dot.ts, int, float, is_float });
         self.compact(stable);
     }
 
@@ -231,10 +223,7 @@ impl Counter {
             all.push((i.clone(), true, false));
         }
         for o in &other.increments {
-            match all
-                .iter_mut()
-                .find(|(i, _, _)| i.dot == o.dot && i.from == o.from)
-            {
+            match all.iter_mut().find(|(i, _, _)| i.dot == o.dot && i.from == o.from) {
                 Some(entry) => entry.2 = true,
                 None => all.push((o.clone(), false, true)),
             }
@@ -249,25 +238,15 @@ impl Counter {
                     return true;
                 }
                 let (seen_by_other, other_side_has_part) = if *mine {
-                    (
-                        other_ctx.covers(inc.dot),
-                        all.iter().any(|(p, _, t)| *t && inc.contains(p)),
-                    )
+                    (other_ctx.covers(inc.dot), all.iter().any(|(p, _, t)| *t && inc.contains(p)))
                 } else {
-                    (
-                        my_ctx.covers(inc.dot),
-                        all.iter().any(|(p, m, _)| *m && inc.contains(p)),
-                    )
+                    (my_ctx.covers(inc.dot), all.iter().any(|(p, m, _)| *m && inc.contains(p)))
                 };
                 !seen_by_other || other_side_has_part
             })
             .collect();
-        let mut merged: SmallVec<[Increment; 1]> = all
-            .into_iter()
-            .zip(keep)
-            .filter(|(_, k)| *k)
-            .map(|((i, _, _), _)| i)
-            .collect();
+        let mut merged: SmallVec<[Increment; 1]> =
+            all.into_iter().zip(keep).filter(|(_, k)| *k).map(|((i, _, _), _)| i).collect();
         merged.sort_by_key(|i| (i.dot, i.from));
         self.increments = merged;
     }
@@ -282,10 +261,7 @@ pub struct Cell<V> {
 
 impl<V> Default for Cell<V> {
     fn default() -> Self {
-        Cell {
-            reg: Register::default(),
-            counter: None,
-        }
+        Cell { reg: Register::default(), counter: None }
     }
 }
 
@@ -305,17 +281,8 @@ impl<V: Clone + PartialEq> Cell<V> {
         self.remove_covered_increments(ctx);
     }
 
-    pub fn increment(
-        &mut self,
-        dot: Dot,
-        int: i64,
-        float: f64,
-        is_float: bool,
-        stable: &VersionVector,
-    ) {
-        self.counter
-            .get_or_insert_with(Default::default)
-            .add(dot, int, float, is_float, stable);
+    pub fn increment(&mut self, dot: Dot, int: i64, float: f64, is_float: bool, stable: &VersionVector) {
+        self.counter.get_or_insert_with(Default::default).add(dot, int, float, is_float, stable);
     }
 
     pub fn remove_covered(&mut self, ctx: &VersionVector) -> bool {

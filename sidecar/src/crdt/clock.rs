@@ -12,9 +12,7 @@ const LOGICAL_BITS: u32 = 16;
 const LOGICAL_MASK: u64 = (1 << LOGICAL_BITS) - 1;
 
 /// A hybrid logical clock reading.
-#[derive(
-    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -44,10 +42,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(offset_ms: i64) -> Clock {
-        Clock {
-            last: Timestamp::ZERO,
-            offset_ms,
-        }
+        Clock { last: Timestamp::ZERO, offset_ms }
     }
 
     /// A clock that resumes after `last` (a replica restarting from disk never reissues a dot).
@@ -67,11 +62,7 @@ impl Clock {
     /// A fresh timestamp, strictly greater than every timestamp issued or observed before.
     pub fn tick(&mut self, wall_ms: u64) -> Timestamp {
         let physical = Timestamp::new(self.wall_millis(wall_ms), 0);
-        self.last = if physical > self.last {
-            physical
-        } else {
-            Timestamp(self.last.0 + 1)
-        };
+        self.last = if physical > self.last { physical } else { Timestamp(self.last.0 + 1) };
         self.last
     }
 

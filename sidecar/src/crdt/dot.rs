@@ -45,13 +45,7 @@ impl PartialOrd for Dot {
 
 impl fmt::Debug for Dot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:x}@{}.{}",
-            self.replica & 0xffff,
-            self.ts.millis(),
-            self.ts.logical()
-        )
+        write!(f, "{:x}@{}.{}", self.replica & 0xffff, self.ts.millis(), self.ts.logical())
     }
 }
 
@@ -137,9 +131,7 @@ impl VersionVector {
 
 impl fmt::Debug for VersionVector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(r, t)| (r & 0xffff, t.0)))
-            .finish()
+        f.debug_map().entries(self.entries.iter().map(|(r, t)| (r & 0xffff, t.0))).finish()
     }
 }
 

@@ -90,11 +90,7 @@ mod tests {
                 regs[idx as usize] = regs[idx as usize].max(rank);
             }
             let est = count(&regs) as f64;
-            let err = if n == 0 {
-                est
-            } else {
-                (est - n as f64).abs() / n as f64
-            };
+            let err = if n == 0 { est } else { (est - n as f64).abs() / n as f64 };
             assert!(err <= 0.02, "n={n} estimate={est}");
         }
     }

@@ -210,25 +210,18 @@ impl Part {
             (Part::Str(a), Part::Str(b)) => {
                 a.join_with(b, my_ctx, other_ctx, |x, y| x.clears_ttl &= y.clears_ttl)
             }
-            (Part::Hash(a), Part::Hash(b)) => join_maps(&mut a.fields, &b.fields, |x, y| {
-                x.join_with(y, my_ctx, other_ctx, |_, _| {})
-            }),
-            (Part::Set(a), Part::Set(b)) => join_maps(&mut a.members, &b.members, |x, y| {
-                x.join(y, my_ctx, other_ctx)
-            }),
+            (Part::Hash(a), Part::Hash(b)) => {
+                join_maps(&mut a.fields, &b.fields, |x, y| x.join_with(y, my_ctx, other_ctx, |_, _| {}))
+            }
+            (Part::Set(a), Part::Set(b)) => {
+                join_maps(&mut a.members, &b.members, |x, y| x.join(y, my_ctx, other_ctx))
+            }
             (Part::ZSet(a), Part::ZSet(b)) => {
-                let empty = ZMember {
-                    cell: Cell::default(),
-                    score: 0.0,
-                };
+                let empty = ZMember { cell: Cell::default(), score: 0.0 };
                 let keys: Vec<Blob> = a.members.keys().chain(b.members.keys()).cloned().collect();
                 for k in keys {
                     let theirs = b.members.get(&k).unwrap_or(&empty).cell.clone();
-                    let mut cell = a
-                        .members
-                        .get(&k)
-                        .map(|m| m.cell.clone())
-                        .unwrap_or_default();
+                    let mut cell = a.members.get(&k).map(|m| m.cell.clone()).unwrap_or_default();
                     cell.join_with(&theirs, my_ctx, other_ctx, |_, _| {});
                     a.set_member(&k, if cell.is_empty() { None } else { Some(cell) });
                 }
@@ -271,6 +264,16 @@ impl EmptyCheck for Register<()> {
     }
 }
 
+/// Removes a field or member. Small collections keep insertion order (clients see the order
+/// Redis's compact encodings give); large ones swap the last element in, in O(1).
+fn remove_keeping_order<V>(map: &mut Map<V>, key: &[u8]) {
+    if map.len() <= 128 {
+        map.shift_remove(key);
+    } else {
+        map.swap_remove(key);
+    }
+}
+
 /// The score a sorted-set member shows: its winning `ZADD` plus the `ZINCRBY`s no `ZADD` observed.
 pub fn visible_score(cell: &Cell<f64>) -> f64 {
     let base = cell.reg.value().copied().unwrap_or(0.0);
@@ -286,15 +289,13 @@ impl ZSetPart {
     /// Replaces a member's state (None removes it) and keeps the order index in step.
     pub fn set_member(&mut self, member: &[u8], cell: Option<Cell<f64>>) {
         if let Some(old) = self.members.get(member) {
-            self.order
-                .remove(&(Score(old.score), Blob::from_slice(member)));
+            self.order.remove(&(Score(old.score), Blob::from_slice(member)));
         }
         match cell {
             Some(cell) => {
                 let score = visible_score(&cell);
                 self.order.insert((Score(score), Blob::from_slice(member)));
-                self.members
-                    .insert(Blob::from_slice(member), ZMember { cell, score });
+                self.members.insert(Blob::from_slice(member), ZMember { cell, score });
             }
             None => {
                 self.members.swap_remove(member);
@@ -303,11 +304,7 @@ impl ZSetPart {
     }
 
     fn update(&mut self, member: &[u8], f: impl FnOnce(&mut Cell<f64>)) {
-        let mut cell = self
-            .members
-            .get(member)
-            .map(|m| m.cell.clone())
-            .unwrap_or_default();
+        let mut cell = self.members.get(member).map(|m| m.cell.clone()).unwrap_or_default();
         f(&mut cell);
         self.set_member(member, if cell.is_empty() { None } else { Some(cell) });
     }
@@ -345,9 +342,7 @@ impl HllPart {
         if self.dels.iter().any(|d| !ctx.covers(*d)) {
             return; // a delete this add did not observe wins
         }
-        let regs = self
-            .regs
-            .get_or_insert_with(|| Box::new([0u8; hll::REGISTERS]));
+        let regs = self.regs.get_or_insert_with(|| Box::new([0u8; hll::REGISTERS]));
         for &(i, r) in updates {
             let slot = &mut regs[i as usize % hll::REGISTERS];
             *slot = (*slot).max(r);
@@ -411,10 +406,7 @@ impl Entry {
             let p = &self.parts[0];
             return (!p.is_empty()).then_some(p);
         }
-        self.parts
-            .iter()
-            .filter(|p| !p.is_empty())
-            .max_by_key(|p| p.max_dot())
+        self.parts.iter().filter(|p| !p.is_empty()).max_by_key(|p| p.max_dot())
     }
 
     fn visible_index(&self) -> Option<usize> {
@@ -498,45 +490,24 @@ impl Entry {
 
     /// Applies one operation. `ctx` is what the writing replica had observed when it issued the
     /// write `dot`; `stable` is what every replica is known to have observed.
-    pub fn apply(
-        &mut self,
-        effect: &Effect,
-        dot: Dot,
-        ctx: &VersionVector,
-        stable: &VersionVector,
-    ) {
+    pub fn apply(&mut self, effect: &Effect, dot: Dot, ctx: &VersionVector, stable: &VersionVector) {
         match effect {
             Effect::Assign { value, ttl } => {
                 self.remove_covered(dot, ctx);
                 let clears_ttl = *ttl == Ttl::Clear;
                 if let Part::Str(c) = self.part_mut(Kind::String) {
-                    c.assign(
-                        dot,
-                        StrValue {
-                            bytes: value.clone(),
-                            clears_ttl,
-                        },
-                        ctx,
-                    );
+                    c.assign(dot, StrValue { bytes: value.clone(), clears_ttl }, ctx);
                 }
                 match ttl {
                     Ttl::Keep => {}
                     Ttl::Clear => self.remove_covered_expiry(ctx),
                     Ttl::At(deadline) => {
                         self.remove_covered_expiry(ctx);
-                        self.expiry.get_or_insert_with(Default::default).assign(
-                            dot,
-                            Some(*deadline),
-                            ctx,
-                        );
+                        self.expiry.get_or_insert_with(Default::default).assign(dot, Some(*deadline), ctx);
                     }
                 }
             }
-            Effect::Incr {
-                int,
-                float,
-                is_float,
-            } => {
+            Effect::Incr { int, float, is_float } => {
                 if let Part::Str(c) = self.part_mut(Kind::String) {
                     c.increment(dot, *int, *float, *is_float, stable);
                 }
@@ -546,11 +517,8 @@ impl Entry {
                 self.remove_covered_expiry(ctx);
             }
             Effect::Expire { deadline } => {
-                self.expiry
-                    .get_or_insert_with(Default::default)
-                    .assign(dot, *deadline, ctx);
-                if let Some(Part::Str(c)) = self.parts.iter_mut().find(|p| p.kind() == Kind::String)
-                {
+                self.expiry.get_or_insert_with(Default::default).assign(dot, *deadline, ctx);
+                if let Some(Part::Str(c)) = self.parts.iter_mut().find(|p| p.kind() == Kind::String) {
                     for w in c.reg.writes_mut() {
                         if ctx.covers(w.dot) {
                             w.value.clears_ttl = false;
@@ -561,19 +529,11 @@ impl Entry {
             Effect::HashSet { fields } => {
                 if let Part::Hash(h) = self.part_mut(Kind::Hash) {
                     for (f, v) in fields {
-                        h.fields
-                            .entry(f.clone())
-                            .or_default()
-                            .assign(dot, v.clone(), ctx);
+                        h.fields.entry(f.clone()).or_default().assign(dot, v.clone(), ctx);
                     }
                 }
             }
-            Effect::HashIncr {
-                field,
-                int,
-                float,
-                is_float,
-            } => {
+            Effect::HashIncr { field, int, float, is_float } => {
                 if let Part::Hash(h) = self.part_mut(Kind::Hash) {
                     h.fields
                         .entry(field.clone())
@@ -587,7 +547,7 @@ impl Entry {
                         if let Some(c) = h.fields.get_mut(f.as_slice()) {
                             c.remove_covered(ctx);
                             if c.is_empty() {
-                                h.fields.swap_remove(f.as_slice());
+                                remove_keeping_order(&mut h.fields, f);
                             }
                         }
                     }
@@ -606,7 +566,7 @@ impl Entry {
                         if let Some(r) = s.members.get_mut(m.as_slice()) {
                             r.remove_covered(ctx);
                             if r.is_empty() {
-                                s.members.swap_remove(m.as_slice());
+                                remove_keeping_order(&mut s.members, m);
                             }
                         }
                     }
@@ -640,6 +600,7 @@ impl Entry {
                     h.add(dot, ctx, updates);
                 }
             }
+            Effect::Flush => unreachable!("flush applies to a whole keyspace"),
         }
         self.parts.retain(|p| !p.is_void());
     }
@@ -733,11 +694,7 @@ fn with_increments(base: &[u8], has_counter: bool, sum: Sum) -> Cow<'_, [u8]> {
     if !has_counter {
         return Cow::Borrowed(base);
     }
-    let base = if base.is_empty() {
-        b"0".as_slice()
-    } else {
-        base
-    };
+    let base = if base.is_empty() { b"0".as_slice() } else { base };
     if !sum.is_float {
         if let Some(b) = parse_i64(base) {
             return Cow::Owned(b.wrapping_add(sum.int).to_string().into_bytes());
@@ -807,6 +764,9 @@ impl Keyspace {
         ctx: &VersionVector,
         stable: &VersionVector,
     ) {
+        if *effect == Effect::Flush {
+            return self.flush(dot, ctx);
+        }
         let (index, entry) = match self.entries.get_full_mut(key) {
             Some((i, _, e)) => (i, e),
             None => {
@@ -837,6 +797,17 @@ impl Keyspace {
         }
     }
 
+    /// Removes everything `ctx` covers from every key.
+    fn flush(&mut self, dot: Dot, ctx: &VersionVector) {
+        self.entries.retain(|_, e| {
+            e.apply(&Effect::Delete, dot, ctx, &VersionVector::new());
+            !e.is_void()
+        });
+        self.hidden = self.entries.values().filter(|e| !e.is_visible()).count();
+        let entries = &self.entries;
+        self.expiring.retain(|k| entries.get(k).is_some_and(|e| e.has_expiry_state()));
+    }
+
     pub fn compact(&mut self, stable: &VersionVector) {
         let mut hidden = 0;
         self.entries.retain(|_, e| {
@@ -851,18 +822,12 @@ impl Keyspace {
         });
         self.hidden = hidden;
         let entries = &self.entries;
-        self.expiring
-            .retain(|k| entries.get(k).is_some_and(|e| e.has_expiry_state()));
+        self.expiring.retain(|k| entries.get(k).is_some_and(|e| e.has_expiry_state()));
     }
 
     pub fn join(&mut self, other: &Keyspace, my_ctx: &VersionVector, other_ctx: &VersionVector) {
         let empty = Entry::default();
-        let keys: Vec<Blob> = self
-            .entries
-            .keys()
-            .chain(other.entries.keys())
-            .cloned()
-            .collect();
+        let keys: Vec<Blob> = self.entries.keys().chain(other.entries.keys()).cloned().collect();
         for k in keys {
             let theirs = other.entries.get(&k).unwrap_or(&empty);
             let mine = self.entries.entry(k).or_default();
@@ -870,12 +835,8 @@ impl Keyspace {
         }
         self.entries.retain(|_, e| !e.is_void());
         self.hidden = self.entries.values().filter(|e| !e.is_visible()).count();
-        self.expiring = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.has_expiry_state())
-            .map(|(k, _)| k.clone())
-            .collect();
+        self.expiring =
+            self.entries.iter().filter(|(_, e)| e.has_expiry_state()).map(|(k, _)| k.clone()).collect();
     }
 
     /// Order-independent digest of the visible, unexpired keys.

@@ -1,8 +1,7 @@
 //! Number parsing and formatting exactly as Redis replies show them.
 
-/// Formats a double the way Redis 7 replies with one (`ZSCORE`, `ZINCRBY`, RESP2 scores): the
-/// shortest digits that read back to the same double, in fixed notation for moderate exponents
-/// and `1.5e+30` style otherwise.
+/// Formats a double the way Redis 7.0 replies with one (`ZSCORE`, `ZINCRBY`, scores in RESP2):
+/// C's `%.17g`, with `inf`/`-inf`.
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "nan".into();
@@ -11,65 +10,64 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    // Shortest round-trip digits from Rust's formatter, e.g. "1.2345e-7".
-    let sci = format!("{:e}", d.abs());
+    const PRECISION: i32 = 17;
+    let sci = format!("{:.*e}", (PRECISION - 1) as usize, d);
+    let (mantissa, exp) = sci.split_once('e').expect("scientific notation");
+    let exp: i32 = exp.parse().expect("exponent");
+    if exp < -4 || exp >= PRECISION {
+        let mantissa = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (PRECISION - 1 - exp).max(0) as usize;
+        trim_fraction(&format!("{d:.decimals$}")).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// Formats the result of `INCRBYFLOAT`/`HINCRBYFLOAT` as Redis stores it: plain decimal, no
+/// exponent, trailing zeros trimmed. Redis computes in `long double` and prints 17 decimals; with
+/// doubles, 16 significant digits give the same text for the values people add up (`0.1 + 0.2`
+/// shows as `0.3`, as in Redis).
+pub fn format_float_value(d: f64) -> String {
+    if d == 0.0 {
+        return "0".into();
+    }
+    if d.fract() == 0.0 && d.abs() < 1e17 {
+        return format!("{d:.0}");
+    }
+    if d.abs() >= 1e17 {
+        return format!("{d:.0}");
+    }
+    let sci = format!("{:.15e}", d.abs());
     let (mantissa, exp) = sci.split_once('e').expect("scientific notation");
     let exp: i32 = exp.parse().expect("exponent");
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let ndigits = digits.len() as i32;
-    let k = exp - (ndigits - 1); // value = digits * 10^k
     let mut out = String::new();
     if d < 0.0 {
         out.push('-');
     }
-    let abs_exp = (k + ndigits - 1).abs();
-    if k >= 0 && abs_exp < ndigits + 7 {
+    if exp < 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
         out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', k as usize));
-    } else if k < 0 && (k > -7 || abs_exp < 4) {
-        let offset = ndigits + k;
-        if offset <= 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', (-offset) as usize));
-            out.push_str(&digits);
-        } else {
-            out.push_str(&digits[..offset as usize]);
-            out.push('.');
-            out.push_str(&digits[offset as usize..]);
-        }
     } else {
-        out.push_str(&digits[..1]);
-        if ndigits > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let e = k + ndigits - 1;
-        out.push('e');
-        out.push(if e < 0 { '-' } else { '+' });
-        out.push_str(&e.abs().to_string());
+        let int_len = exp as usize + 1;
+        out.push_str(&digits[..int_len]);
+        out.push('.');
+        out.push_str(&digits[int_len..]);
     }
-    out
-}
-
-/// Formats the result of `INCRBYFLOAT`/`HINCRBYFLOAT` as Redis stores it: plain decimal, no
-/// exponent, trailing zeros trimmed.
-pub fn format_float_value(d: f64) -> String {
-    if d.abs() < 1e17 {
-        let s = format!("{d}");
-        if s == "-0" {
-            "0".into()
-        } else {
-            s
-        }
-    } else {
-        format!("{d:.0}")
-    }
+    let trimmed = out.trim_end_matches('0').trim_end_matches('.');
+    trimmed.to_string()
 }
 
 /// Parses a strict integer the way Redis does (`string2ll`): optional minus, no plus sign, no
@@ -81,11 +79,7 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     if b == b"0" {
         return Some(0);
     }
-    let (neg, digits) = if b[0] == b'-' {
-        (true, &b[1..])
-    } else {
-        (false, b)
-    };
+    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
     if digits.is_empty() || digits[0] == b'0' {
         return None;
     }
@@ -134,11 +128,12 @@ mod tests {
     #[test]
     fn doubles_format_like_redis() {
         assert_eq!(format_double(1.5), "1.5");
-        assert_eq!(format_double(1e30), "1e+30");
+        assert_eq!(format_double(1e30), "1.0000000000000001e+30");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
         assert_eq!(format_double(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(format_double(3.0), "3");
         assert_eq!(format_double(-2.5), "-2.5");
-        assert_eq!(format_double(1e-10), "1e-10");
+        assert_eq!(format_double(1e-10), "1.0000000000000000e-10".replace(".0000000000000000", "").as_str());
         assert_eq!(format_double(0.001), "0.001");
         assert_eq!(format_double(123456789.0), "123456789");
         assert_eq!(format_double(f64::INFINITY), "inf");
@@ -158,5 +153,8 @@ mod tests {
         assert_eq!(format_float_value(10.5 + 0.1), "10.6");
         assert_eq!(format_float_value(3.0), "3");
         assert_eq!(format_float_value(5.0e3), "5000");
+        assert_eq!(format_float_value(0.1 + 0.1 + 0.1), "0.3");
+        assert_eq!(format_float_value(-1.25), "-1.25");
+        assert_eq!(format_float_value(1e30), "1000000000000000019884624838656");
     }
 }

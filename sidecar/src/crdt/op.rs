@@ -71,6 +71,8 @@ pub enum Effect {
     HllAdd {
         updates: Vec<(u16, u8)>,
     },
+    /// `FLUSHDB`/`FLUSHALL`: every key of the database, as observed, goes (the op's key is empty).
+    Flush,
 }
 
 /// One write to one key of one logical database.

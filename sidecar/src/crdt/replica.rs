@@ -23,13 +23,7 @@ pub struct Update {
 
 impl Update {
     pub fn last_dot(&self) -> Dot {
-        Dot::new(
-            self.origin,
-            self.ops
-                .last()
-                .map(|o| o.0)
-                .unwrap_or(self.deps.get(self.origin)),
-        )
+        Dot::new(self.origin, self.ops.last().map(|o| o.0).unwrap_or(self.deps.get(self.origin)))
     }
 }
 
@@ -140,10 +134,7 @@ impl Replica {
             return Delivery::Duplicate;
         }
         if seen != update.deps.get(origin)
-            || !update
-                .deps
-                .iter()
-                .all(|(r, t)| r == origin || self.vv.get(r) >= t)
+            || !update.deps.iter().all(|(r, t)| r == origin || self.vv.get(r) >= t)
         {
             return Delivery::NotReady;
         }

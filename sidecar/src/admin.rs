@@ -1,0 +1,114 @@
+//! The admin HTTP port: `/metrics` (Prometheus text), `/healthz`, `/readyz`, `/status` (JSON).
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tracing::warn;
+
+use crate::config::Config;
+use crate::crdt::replica::DATABASES;
+use crate::server::Server;
+
+pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
+    let host = &config.admin_bind;
+    let addr = if host.contains(':') {
+        format!("[{host}]:{}", config.admin_port)
+    } else {
+        format!("{host}:{}", config.admin_port)
+    };
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr} (admin): {e}")))
+}
+
+pub async fn serve(server: Arc<Server>, listener: TcpListener) {
+    let mut shutdown = server.shutdown.subscribe();
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => { warn!(error = %e, "admin accept failed"); continue; }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let server = server.clone();
+                async move { Ok::<_, Infallible>(handle(&server, req)) }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .expect("valid response")
+}
+
+fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
+    }
+    match req.uri().path() {
+        "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
+        "/readyz" => {
+            if server.ready.load(Ordering::Acquire) {
+                respond(StatusCode::OK, "text/plain", "ready\n")
+            } else {
+                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "initial sync in progress\n")
+            }
+        }
+        "/metrics" => {
+            refresh_gauges(server);
+            respond(StatusCode::OK, "text/plain; version=0.0.4", server.metrics.render())
+        }
+        "/status" => respond(StatusCode::OK, "application/json", status_json(server).to_string()),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+fn refresh_gauges(server: &Server) {
+    let store = server.store.lock();
+    for db in 0..DATABASES {
+        server.metrics.keys.with_label_values(&[&db.to_string()]).set(store.replica.db(db).len() as i64);
+    }
+    server.metrics.expired_keys.set(store.stats.expired_keys as i64);
+    drop(store);
+    server.metrics.memory_used.set(crate::server::allocated_bytes() as i64);
+}
+
+pub fn status_json(server: &Server) -> serde_json::Value {
+    let store = server.store.lock();
+    let keys: usize = (0..DATABASES).map(|db| store.replica.db(db).len()).sum();
+    let vv: serde_json::Map<String, serde_json::Value> = store
+        .replica
+        .version_vector()
+        .iter()
+        .map(|(r, t)| (format!("{r:016x}"), serde_json::json!(t.0)))
+        .collect();
+    serde_json::json!({
+        "replica_id": format!("{:016x}", server.replica_id),
+        "database": server.config.database,
+        "version": env!("CARGO_PKG_VERSION"),
+        "ready": server.ready.load(Ordering::Acquire),
+        "uptime_seconds": server.started.elapsed().as_secs(),
+        "keys": keys,
+        "connected_clients": server.client_count(),
+        "peers": [],
+        "version_vector": vv,
+    })
+}

@@ -1,0 +1,419 @@
+//! Commands: one file per family, each exporting a table of [`Command`]s. A handler reads its
+//! arguments, reads or writes the store through [`Ctx`], and writes its reply; errors are
+//! returned as [`CmdError`] and rendered with Redis's texts by the dispatcher.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::crdt::keyspace::{Entry, Part};
+use crate::crdt::number::{parse_f64, parse_i64};
+use crate::crdt::{Blob, Effect, Kind, Op};
+use crate::resp::Reply;
+use crate::server::client::Client;
+use crate::server::store::Store;
+use crate::server::Server;
+
+pub mod connection;
+pub mod hashes;
+pub mod hll;
+pub mod keys;
+pub mod server_info;
+pub mod sets;
+pub mod strings;
+pub mod zsets;
+
+/// Command flags (a subset of Redis's, those that change how the dispatcher treats a command).
+pub mod flags {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    /// Refused with `-OOM` past `maxmemory`.
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const FAST: u32 = 1 << 4;
+    /// Allowed before `AUTH`.
+    pub const NO_AUTH: u32 = 1 << 5;
+    /// Runs immediately even inside `MULTI` (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET).
+    pub const TX_CONTROL: u32 = 1 << 6;
+    /// Not allowed inside `MULTI`.
+    pub const NO_MULTI: u32 = 1 << 7;
+    pub const PUBSUB: u32 = 1 << 8;
+    pub const BLOCKING: u32 = 1 << 9;
+    pub const LOADING: u32 = 1 << 10;
+    pub const STALE: u32 = 1 << 11;
+}
+
+pub type Handler = fn(&mut Ctx, &[Bytes]) -> Result<(), CmdError>;
+
+pub struct Command {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: positive = exact argument count (with the name), negative = at least.
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    /// `COMMAND DOCS` group, e.g. "string".
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub run: Handler,
+}
+
+impl Command {
+    pub fn is(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        }
+    }
+
+    /// Flag names for `COMMAND INFO`.
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        use flags::*;
+        let mut v = Vec::new();
+        for (f, name) in [
+            (WRITE, "write"),
+            (READONLY, "readonly"),
+            (DENYOOM, "denyoom"),
+            (ADMIN, "admin"),
+            (PUBSUB, "pubsub"),
+            (NO_AUTH, "no_auth"),
+            (LOADING, "loading"),
+            (STALE, "stale"),
+            (FAST, "fast"),
+            (BLOCKING, "blocking"),
+            (NO_MULTI, "no_multi"),
+        ] {
+            if self.flags & f != 0 {
+                v.push(name);
+            }
+        }
+        v
+    }
+}
+
+/// Shorthand for the command tables.
+#[allow(clippy::too_many_arguments)]
+pub const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    group: &'static str,
+    summary: &'static str,
+    run: Handler,
+) -> Command {
+    Command { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, group, summary, run }
+}
+
+pub struct Registry {
+    pub commands: Vec<&'static Command>,
+    by_name: HashMap<&'static str, usize>,
+}
+
+impl Registry {
+    pub fn get(&self, name: &[u8]) -> Option<(usize, &'static Command)> {
+        if name.len() > 32 {
+            return None;
+        }
+        let mut lower = [0u8; 32];
+        for (d, s) in lower.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        let lower = std::str::from_utf8(&lower[..name.len()]).ok()?;
+        self.by_name.get(lower).map(|&i| (i, self.commands[i]))
+    }
+}
+
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let tables: &[&'static [Command]] = &[
+            connection::COMMANDS,
+            server_info::COMMANDS,
+            keys::COMMANDS,
+            strings::COMMANDS,
+            hashes::COMMANDS,
+            sets::COMMANDS,
+            zsets::COMMANDS,
+            hll::COMMANDS,
+        ];
+        let commands: Vec<&'static Command> = tables.iter().flat_map(|t| t.iter()).collect();
+        let by_name = commands.iter().enumerate().map(|(i, c)| (c.name, i)).collect();
+        Registry { commands, by_name }
+    })
+}
+
+/// A command's error, rendered with Redis's text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CmdError {
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    #[error("ERR no such key")]
+    NoSuchKey,
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    Arity(String),
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
+    #[error("ERR {0}")]
+    Err(String),
+    /// A complete message with its own code.
+    #[error("{0}")]
+    Raw(String),
+}
+
+impl CmdError {
+    pub fn msg(s: impl Into<String>) -> CmdError {
+        CmdError::Err(s.into())
+    }
+}
+
+pub type CmdResult = Result<(), CmdError>;
+
+/// Everything a handler can touch while it runs: the store (locked for the whole command), the
+/// calling client, its reply buffer, the server, and the time the command started.
+pub struct Ctx<'a> {
+    pub store: &'a mut Store,
+    pub client: &'a mut Client,
+    pub out: &'a mut Reply,
+    pub server: &'a Server,
+    pub now: u64,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// The key's entry if it exists and has not expired. An expired key is deleted on the spot,
+    /// as Redis does on access.
+    pub fn lookup(&mut self, key: &[u8]) -> Option<&Entry> {
+        let db = self.db();
+        self.lookup_in(db, key)
+    }
+
+    pub fn lookup_in(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        let expired = match self.store.replica.db(db).get(key) {
+            None => return None,
+            Some(e) => e.is_expired(self.now),
+        };
+        if expired {
+            self.store.expire_key(db, key, self.now);
+            return None;
+        }
+        let e = self.store.replica.db(db).get(key)?;
+        e.is_visible().then_some(e)
+    }
+
+    /// The visible part of a key, or None.
+    pub fn part(&mut self, key: &[u8]) -> Option<&Part> {
+        self.lookup(key).and_then(|e| e.visible())
+    }
+
+    pub fn kind(&mut self, key: &[u8]) -> Option<Kind> {
+        self.part(key).map(|p| p.kind())
+    }
+
+    /// Fails with WRONGTYPE unless the key is missing or of `kind`.
+    pub fn expect_kind(&mut self, key: &[u8], kind: Kind) -> Result<bool, CmdError> {
+        match self.kind(key) {
+            None => Ok(false),
+            Some(k) if k == kind => Ok(true),
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    /// Applies a local write to the current database.
+    pub fn write(&mut self, key: &[u8], effect: Effect) {
+        let db = self.db();
+        self.write_in(db, key, effect);
+    }
+
+    pub fn write_in(&mut self, db: usize, key: &[u8], effect: Effect) {
+        self.store.write(Op { db: db as u8, key: Blob::from_slice(key), effect }, self.now);
+    }
+
+    /// The visible string value of a key; WRONGTYPE for other types.
+    pub fn get_string(&mut self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>, CmdError> {
+        match self.part(key) {
+            None => Ok(None),
+            Some(Part::Str(c)) => Ok(Some(crate::crdt::keyspace::string_value(c))),
+            Some(Part::Hll(h)) => Ok(Some(Cow::Owned(hll::encode_for_get(h)))),
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+}
+
+// ---- argument helpers shared by the families ----
+
+pub fn arg_i64(b: &[u8]) -> Result<i64, CmdError> {
+    parse_i64(b).ok_or(CmdError::NotInteger)
+}
+
+pub fn arg_f64(b: &[u8]) -> Result<f64, CmdError> {
+    parse_f64(b).ok_or(CmdError::NotFloat)
+}
+
+pub fn arg_usize(b: &[u8]) -> Result<usize, CmdError> {
+    let n = arg_i64(b)?;
+    usize::try_from(n).map_err(|_| CmdError::NotInteger)
+}
+
+pub fn eq_ic(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+pub fn arity_error(args: &[Bytes]) -> CmdError {
+    CmdError::Arity(String::from_utf8_lossy(&args[0]).to_lowercase())
+}
+
+/// `ERR unknown subcommand 'x'. Try CLIENT HELP.`
+pub fn unknown_subcommand(args: &[Bytes]) -> CmdError {
+    CmdError::msg(format!(
+        "unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(args.get(1).map(|b| &b[..]).unwrap_or(b"")),
+        String::from_utf8_lossy(&args[0]).to_uppercase()
+    ))
+}
+
+pub fn sub_arity_error(args: &[Bytes]) -> CmdError {
+    CmdError::Arity(format!(
+        "{}|{}",
+        String::from_utf8_lossy(&args[0]).to_lowercase(),
+        String::from_utf8_lossy(&args[1]).to_lowercase()
+    ))
+}
+
+/// Redis glob-style pattern matching (`*`, `?`, `[a-z]`, `[^a]`, `\x`), as `KEYS`, `SCAN MATCH`
+/// and `PSUBSCRIBE` use it.
+pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
+    fn eq(a: u8, b: u8, nocase: bool) -> bool {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    }
+    let (mut p, mut i) = (0usize, 0usize);
+    let (mut star_p, mut star_i) = (usize::MAX, 0usize);
+    while i < s.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star_p = p;
+                    star_i = i;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    let mut q = p + 1;
+                    let negate = q < pattern.len() && pattern[q] == b'^';
+                    if negate {
+                        q += 1;
+                    }
+                    let mut matched = false;
+                    while q < pattern.len() && pattern[q] != b']' {
+                        if pattern[q] == b'\\' && q + 1 < pattern.len() {
+                            q += 1;
+                            if eq(pattern[q], s[i], nocase) {
+                                matched = true;
+                            }
+                        } else if q + 2 < pattern.len() && pattern[q + 1] == b'-' && pattern[q + 2] != b']' {
+                            let (mut lo, mut hi) = (pattern[q], pattern[q + 2]);
+                            if lo > hi {
+                                std::mem::swap(&mut lo, &mut hi);
+                            }
+                            let c = if nocase { s[i].to_ascii_lowercase() } else { s[i] };
+                            let (lo2, hi2) = if nocase {
+                                (lo.to_ascii_lowercase(), hi.to_ascii_lowercase())
+                            } else {
+                                (lo, hi)
+                            };
+                            if c >= lo2 && c <= hi2 {
+                                matched = true;
+                            }
+                            q += 2;
+                        } else if eq(pattern[q], s[i], nocase) {
+                            matched = true;
+                        }
+                        q += 1;
+                    }
+                    if matched != negate {
+                        p = if q < pattern.len() { q + 1 } else { q };
+                        i += 1;
+                        continue;
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    if eq(pattern[p + 1], s[i], nocase) {
+                        p += 2;
+                        i += 1;
+                        continue;
+                    }
+                }
+                c => {
+                    if eq(c, s[i], nocase) {
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        if star_p != usize::MAX {
+            star_i += 1;
+            i = star_i;
+            p = star_p;
+            continue;
+        }
+        return false;
+    }
+    while p < pattern.len() && pattern[p] == b'*' {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h*llo", b"heeeello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
+        assert!(glob_match(b"*", b"", false));
+        assert!(glob_match(b"user:*:name", b"user:42:name", false));
+        assert!(!glob_match(b"user:*:name", b"user:42:names", false));
+        assert!(glob_match(b"a\\*b", b"a*b", false));
+    }
+}

@@ -1,0 +1,160 @@
+//! Command-line flags; every flag can also be set as `SYNCMESH_<FLAG>` in the environment.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AppendFsync {
+    /// fsync after every write before acknowledging it.
+    Always,
+    /// fsync once per second (up to a second of acknowledged writes at risk on power loss).
+    Everysec,
+    /// never fsync explicitly; the operating system flushes when it likes.
+    No,
+}
+
+impl AppendFsync {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+}
+
+/// SyncMesh replica: a Redis-compatible store whose replicas form an active-active CRDT mesh.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "syncmesh-replica", version, about, long_about = None)]
+pub struct Config {
+    /// Addresses the client (Redis protocol) port listens on. Loopback by default: in a pod only
+    /// the pod's own containers can reach the replica.
+    #[arg(long, env = "SYNCMESH_BIND", value_delimiter = ',', default_value = "127.0.0.1,::1")]
+    pub bind: Vec<String>,
+
+    /// Client (Redis protocol) port.
+    #[arg(long, env = "SYNCMESH_PORT", default_value_t = 6379)]
+    pub port: u16,
+
+    /// Address the mesh port listens on.
+    #[arg(long, env = "SYNCMESH_MESH_BIND", default_value = "0.0.0.0")]
+    pub mesh_bind: String,
+
+    /// Mesh (peer replication, mutual TLS) port.
+    #[arg(long, env = "SYNCMESH_MESH_PORT", default_value_t = 7379)]
+    pub mesh_port: u16,
+
+    /// Address the admin HTTP port listens on (probes come from the kubelet, so all interfaces).
+    #[arg(long, env = "SYNCMESH_ADMIN_BIND", default_value = "0.0.0.0")]
+    pub admin_bind: String,
+
+    /// Admin HTTP port: /metrics, /healthz, /readyz, /status.
+    #[arg(long, env = "SYNCMESH_ADMIN_PORT", default_value_t = 9379)]
+    pub admin_port: u16,
+
+    /// Name of the database this replica belongs to; peers of another database are refused.
+    #[arg(long, env = "SYNCMESH_DATABASE", default_value = "default")]
+    pub database: String,
+
+    /// Static seed peers, HOST:PORT of their mesh ports.
+    #[arg(long, env = "SYNCMESH_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// DNS name whose addresses are all peers (re-resolved periodically); the operator passes
+    /// the mesh's headless Service.
+    #[arg(long, env = "SYNCMESH_PEERS_DNS")]
+    pub peers_dns: Option<String>,
+
+    /// CA certificate (PEM) that peers' certificates must chain to.
+    #[arg(long, env = "SYNCMESH_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// This replica's mesh certificate (PEM).
+    #[arg(long, env = "SYNCMESH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// This replica's mesh private key (PEM).
+    #[arg(long, env = "SYNCMESH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow a plaintext mesh without TLS. For local development only.
+    #[arg(long, env = "SYNCMESH_MESH_INSECURE")]
+    pub mesh_insecure: bool,
+
+    /// Directory for the append-only log and snapshots; absent: memory only.
+    #[arg(long, env = "SYNCMESH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// When the append-only log is fsynced.
+    #[arg(long, env = "SYNCMESH_APPENDFSYNC", value_enum, default_value_t = AppendFsync::Everysec)]
+    pub appendfsync: AppendFsync,
+
+    /// Memory limit in bytes (suffixes kb, mb, gb accepted); past it writes get -OOM and reads
+    /// keep working. 0 = no limit.
+    #[arg(long, env = "SYNCMESH_MAXMEMORY", default_value = "0", value_parser = parse_memory)]
+    pub maxmemory: u64,
+
+    /// Password clients must give with AUTH.
+    #[arg(long, env = "SYNCMESH_REQUIREPASS")]
+    pub requirepass: Option<String>,
+
+    /// Maximum number of simultaneous client connections.
+    #[arg(long, env = "SYNCMESH_MAXCLIENTS", default_value_t = 10000)]
+    pub maxclients: usize,
+
+    /// How long to wait for a reachable peer before declaring the replica ready on its own.
+    #[arg(long, env = "SYNCMESH_BOOTSTRAP_TIMEOUT_MS", default_value_t = 3000)]
+    pub bootstrap_timeout_ms: u64,
+
+    /// Skews this replica's clock (milliseconds, may be negative). For fault tests.
+    #[arg(long, env = "SYNCMESH_CLOCK_OFFSET_MS", default_value_t = 0, allow_hyphen_values = true)]
+    pub clock_offset_ms: i64,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
+    #[arg(long, env = "SYNCMESH_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Parses `1000`, `100kb`, `64mb`, `2gb` (and `k`, `m`, `g`), as Redis's config does.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid memory amount '{s}'"))?;
+    let mult = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err(format!("invalid memory unit in '{s}'")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("memory amount '{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("100").unwrap(), 100);
+        assert_eq!(parse_memory("1kb").unwrap(), 1024);
+        assert_eq!(parse_memory("2mb").unwrap(), 2 * 1024 * 1024);
+        assert!(parse_memory("2xb").is_err());
+    }
+
+    #[test]
+    fn every_flag_has_help_text() {
+        use clap::CommandFactory;
+        let cmd = Config::command();
+        for arg in cmd.get_arguments() {
+            if arg.get_id() != "help" && arg.get_id() != "version" {
+                assert!(arg.get_help().is_some(), "flag {} has no help", arg.get_id());
+            }
+        }
+    }
+}

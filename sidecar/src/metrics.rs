@@ -1,0 +1,104 @@
+//! Prometheus metrics. Per-command handles are resolved once at startup so that the hot path
+//! only touches atomics.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Indexed like `commands::registry().commands`.
+    pub per_command: Vec<(IntCounter, Histogram)>,
+    pub command_errors: IntCounter,
+    pub connections: IntGauge,
+    pub connections_total: IntCounter,
+    pub rejected_connections: IntCounter,
+    pub keys: IntGaugeVec,
+    pub memory_used: IntGauge,
+    pub expired_keys: IntGauge,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 1.0,
+];
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let calls = IntCounterVec::new(
+            Opts::new("syncmesh_commands_total", "Commands processed, by command name"),
+            &["cmd"],
+        )
+        .expect("metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "syncmesh_command_duration_seconds",
+                "Time to execute a command, by command name",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["cmd"],
+        )
+        .expect("metric");
+        let per_command = crate::commands::registry()
+            .commands
+            .iter()
+            .map(|c| (calls.with_label_values(&[c.name]), latency.with_label_values(&[c.name])))
+            .collect();
+        let command_errors =
+            IntCounter::new("syncmesh_command_errors_total", "Commands that replied with an error")
+                .expect("metric");
+        let connections =
+            IntGauge::new("syncmesh_connected_clients", "Client connections open now").expect("metric");
+        let connections_total =
+            IntCounter::new("syncmesh_connections_total", "Client connections accepted since start")
+                .expect("metric");
+        let rejected_connections = IntCounter::new(
+            "syncmesh_rejected_connections_total",
+            "Client connections refused because maxclients was reached",
+        )
+        .expect("metric");
+        let keys = IntGaugeVec::new(Opts::new("syncmesh_keys", "Keys, by logical database"), &["db"])
+            .expect("metric");
+        let memory_used =
+            IntGauge::new("syncmesh_memory_used_bytes", "Bytes allocated by the replica (jemalloc)")
+                .expect("metric");
+        let expired_keys =
+            IntGauge::new("syncmesh_expired_keys", "Keys expired since start").expect("metric");
+        for m in [
+            Box::new(calls) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency),
+            Box::new(command_errors.clone()),
+            Box::new(connections.clone()),
+            Box::new(connections_total.clone()),
+            Box::new(rejected_connections.clone()),
+            Box::new(keys.clone()),
+            Box::new(memory_used.clone()),
+            Box::new(expired_keys.clone()),
+        ] {
+            registry.register(m).expect("unique metric");
+        }
+        Metrics {
+            registry,
+            per_command,
+            command_errors,
+            connections,
+            connections_total,
+            rejected_connections,
+            keys,
+            memory_used,
+            expired_keys,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let encoder = prometheus::TextEncoder::new();
+        encoder.encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

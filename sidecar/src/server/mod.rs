@@ -1,0 +1,360 @@
+//! The server: listeners, the shared state every connection sees, command dispatch, and the
+//! background jobs (active expiry, memory accounting).
+
+pub mod client;
+pub mod connection;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::commands::{flags, registry, CmdError, Ctx};
+use crate::config::Config;
+use crate::crdt::{Clock, Replica, ReplicaId};
+use crate::metrics::Metrics;
+use crate::resp::Reply;
+use client::{Client, ClientInfo};
+use store::Store;
+
+/// Settings `CONFIG SET` can change at run time.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub maxmemory: u64,
+    pub maxclients: usize,
+    pub requirepass: Option<String>,
+    /// Idle client timeout in seconds (0 = never).
+    pub timeout: u64,
+    pub appendfsync: String,
+    pub notify_keyspace_events: String,
+    pub maxmemory_policy: String,
+}
+
+/// Counters for `INFO stats`.
+#[derive(Default)]
+pub struct Stats {
+    pub commands: AtomicU64,
+    pub connections: AtomicU64,
+    pub rejected: AtomicU64,
+    pub net_input: AtomicU64,
+    pub net_output: AtomicU64,
+}
+
+pub struct Server {
+    pub config: Config,
+    pub settings: RwLock<Settings>,
+    pub store: Mutex<Store>,
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    pub next_client_id: AtomicU64,
+    pub metrics: Metrics,
+    pub stats: Stats,
+    pub started: Instant,
+    pub replica_id: ReplicaId,
+    /// The client port listens and initial sync is done.
+    pub ready: AtomicBool,
+    /// jemalloc's allocated bytes, refreshed in the background (the OOM check reads this).
+    pub used_memory: AtomicU64,
+    pub shutdown: watch::Sender<bool>,
+    pub listen_addrs: Mutex<Vec<SocketAddr>>,
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Server {
+    pub fn new(config: Config) -> Arc<Server> {
+        let replica_id: ReplicaId = rand::random::<u64>() | 1;
+        let replica = Replica::new(replica_id, Clock::new(config.clock_offset_ms));
+        let settings = Settings {
+            maxmemory: config.maxmemory,
+            maxclients: config.maxclients,
+            requirepass: config.requirepass.clone(),
+            timeout: 0,
+            appendfsync: config.appendfsync.as_str().to_string(),
+            notify_keyspace_events: String::new(),
+            maxmemory_policy: "noeviction".into(),
+        };
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Server {
+            config,
+            settings: RwLock::new(settings),
+            store: Mutex::new(Store::new(replica)),
+            clients: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+            metrics: Metrics::new(),
+            stats: Stats::default(),
+            started: Instant::now(),
+            replica_id,
+            ready: AtomicBool::new(false),
+            used_memory: AtomicU64::new(0),
+            shutdown,
+            listen_addrs: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The time the replica reads: the wall clock skewed by `--clock-offset-ms`.
+    pub fn now_ms(&self) -> u64 {
+        (unix_ms() as i64 + self.config.clock_offset_ms).max(0) as u64
+    }
+
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.settings.read().maxmemory;
+        max > 0 && self.used_memory.load(Ordering::Relaxed) > max
+    }
+
+    /// Runs one command for a client, writing its reply into `out`.
+    pub fn execute(&self, client: &mut Client, out: &mut Reply, args: &[Bytes]) {
+        let Some((index, cmd)) = registry().get(&args[0]) else {
+            client.multi_error |= client.multi.is_some();
+            out.error(&unknown_command(args));
+            return;
+        };
+        if !cmd.arity_ok(args.len()) {
+            client.multi_error |= client.multi.is_some();
+            out.error(&CmdError::Arity(cmd.name.to_string()).to_string());
+            return;
+        }
+        if !client.authenticated && !cmd.is(flags::NO_AUTH) {
+            client.multi_error |= client.multi.is_some();
+            out.error("NOAUTH Authentication required.");
+            return;
+        }
+        if client.multi.is_some() && !cmd.is(flags::TX_CONTROL) {
+            if cmd.is(flags::NO_MULTI) {
+                client.multi_error = true;
+                out.error("ERR Command not allowed inside a transaction");
+                return;
+            }
+            if cmd.is(flags::DENYOOM) && self.over_maxmemory() {
+                client.multi_error = true;
+                out.error(&CmdError::Oom.to_string());
+                return;
+            }
+            client.multi.as_mut().expect("in multi").push(args.to_vec());
+            out.simple("QUEUED");
+            return;
+        }
+        if cmd.is(flags::DENYOOM) && self.over_maxmemory() {
+            out.error(&CmdError::Oom.to_string());
+            return;
+        }
+        let started = Instant::now();
+        *client.info.last_cmd.lock() = cmd.name;
+        client.info.last_active_ms.store(client.info.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let result = {
+            let mut store = self.store.lock();
+            let now = self.now_ms();
+            let mut ctx = Ctx { store: &mut store, client, out, server: self, now };
+            (cmd.run)(&mut ctx, args)
+        };
+        if let Err(e) = result {
+            self.metrics.command_errors.inc();
+            out.error(&e.to_string());
+        }
+        self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let (calls, latency) = &self.metrics.per_command[index];
+        calls.inc();
+        latency.observe(started.elapsed().as_secs_f64());
+    }
+
+    pub fn register_client(&self, info: Arc<ClientInfo>) {
+        self.clients.lock().insert(info.id, info);
+        self.metrics.connections.inc();
+        self.metrics.connections_total.inc();
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn unregister_client(&self, id: u64) {
+        if self.clients.lock().remove(&id).is_some() {
+            self.metrics.connections.dec();
+        }
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().len()
+    }
+}
+
+pub fn unknown_command(args: &[Bytes]) -> String {
+    let mut msg =
+        format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(&args[0]));
+    for a in args.iter().skip(1).take(20) {
+        msg.push_str(&format!("'{}' ", String::from_utf8_lossy(&a[..a.len().min(128)])));
+    }
+    msg
+}
+
+/// Binds the client listeners. The first address must bind; others (like `::1` on a host
+/// without IPv6) are skipped with a warning.
+pub async fn bind_clients(config: &Config) -> std::io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for (i, host) in config.bind.iter().enumerate() {
+        let addr = if host.contains(':') {
+            format!("[{host}]:{}", config.port)
+        } else {
+            format!("{host}:{}", config.port)
+        };
+        match TcpListener::bind(&addr).await {
+            Ok(l) => listeners.push(l),
+            Err(e) if i > 0 => warn!(%addr, error = %e, "could not listen on an additional address"),
+            Err(e) => return Err(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))),
+        }
+    }
+    Ok(listeners)
+}
+
+/// Accepts client connections until shutdown.
+pub async fn serve_clients(server: Arc<Server>, listener: TcpListener) {
+    let mut shutdown = server.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let server = server.clone();
+                tokio::spawn(async move { connection::run(server, stream, addr).await });
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Background jobs: the active expiry sweep (as Redis: sample keys with a TTL, delete the
+/// expired ones, repeat while more than a quarter of the sample had expired) and memory
+/// accounting.
+pub async fn background(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut shutdown = server.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        server.used_memory.store(allocated_bytes(), Ordering::Relaxed);
+        active_expire(&server);
+    }
+}
+
+fn active_expire(server: &Server) {
+    use rand::Rng;
+    let deadline = Instant::now() + Duration::from_millis(2);
+    let mut rng = rand::rng();
+    for db in 0..crate::crdt::replica::DATABASES {
+        loop {
+            let mut store = server.store.lock();
+            let now = server.now_ms();
+            let n = store.replica.db(db).expiring_len();
+            if n == 0 {
+                break;
+            }
+            let mut expired = Vec::new();
+            let samples = n.min(20);
+            for _ in 0..samples {
+                let i = rng.random_range(0..n);
+                let ks = store.replica.db(db);
+                if let Some(key) = ks.expiring_key(i) {
+                    if ks.get(key).is_some_and(|e| e.is_expired(now)) {
+                        expired.push(key.clone());
+                    }
+                }
+            }
+            expired.sort();
+            expired.dedup();
+            for key in &expired {
+                store.expire_key(db, key, now);
+            }
+            drop(store);
+            if expired.len() * 4 <= samples || Instant::now() > deadline {
+                break;
+            }
+        }
+    }
+}
+
+pub fn allocated_bytes() -> u64 {
+    #[cfg(not(target_env = "msvc"))]
+    {
+        let _ = tikv_jemalloc_ctl::epoch::advance();
+        tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
+    }
+    #[cfg(target_env = "msvc")]
+    {
+        0
+    }
+}
+
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// Starts everything and runs until SIGTERM/SIGINT.
+pub async fn run(config: Config) -> std::io::Result<()> {
+    let listeners = bind_clients(&config).await?;
+    let server = Server::new(config);
+    *server.listen_addrs.lock() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let admin = crate::admin::bind(&server.config).await?;
+    for l in listeners {
+        tokio::spawn(serve_clients(server.clone(), l));
+    }
+    tokio::spawn(crate::admin::serve(server.clone(), admin));
+    tokio::spawn(background(server.clone()));
+    if !server.config.peers.is_empty() || server.config.peers_dns.is_some() {
+        warn!("--peers/--peers-dns given, but this build has no mesh yet: running as a standalone replica");
+    }
+    server.ready.store(true, Ordering::Release);
+    info!(
+        replica = format!("{:016x}", server.replica_id),
+        database = %server.config.database,
+        addrs = ?server.listen_addrs.lock(),
+        "ready to accept connections"
+    );
+    wait_for_signal().await;
+    info!("shutting down");
+    let _ = server.shutdown.send(true);
+    for c in server.clients.lock().values() {
+        c.kill();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
