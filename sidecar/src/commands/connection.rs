@@ -13,116 +13,21 @@ use crate::crdt::replica::DATABASES;
 use crate::crdt::Blob;
 use crate::resp::Protocol;
 
+#[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
-    cmd(
-        "ping",
-        -1,
-        FAST | STALE | LOADING,
-        (0, 0, 0),
-        "connection",
-        "Returns the server's liveliness response.",
-        ping,
-    ),
+    cmd("ping", -1, FAST | STALE | LOADING, (0, 0, 0), "connection", "Returns the server's liveliness response.", ping),
     cmd("echo", 2, FAST | STALE | LOADING, (0, 0, 0), "connection", "Returns the given string.", echo),
-    cmd(
-        "hello",
-        -1,
-        FAST | NO_AUTH | STALE | LOADING | TX_CONTROL,
-        (0, 0, 0),
-        "connection",
-        "Handshakes with the server.",
-        hello,
-    ),
-    cmd(
-        "auth",
-        -2,
-        FAST | NO_AUTH | STALE | LOADING | TX_CONTROL,
-        (0, 0, 0),
-        "connection",
-        "Authenticates the connection.",
-        auth,
-    ),
-    cmd(
-        "select",
-        2,
-        FAST | LOADING | STALE,
-        (0, 0, 0),
-        "connection",
-        "Changes the selected database.",
-        select,
-    ),
-    cmd(
-        "quit",
-        -1,
-        FAST | NO_AUTH | STALE | LOADING | TX_CONTROL,
-        (0, 0, 0),
-        "connection",
-        "Closes the connection.",
-        quit,
-    ),
-    cmd(
-        "reset",
-        1,
-        FAST | NO_AUTH | STALE | LOADING | TX_CONTROL,
-        (0, 0, 0),
-        "connection",
-        "Resets the connection.",
-        reset,
-    ),
-    cmd(
-        "client",
-        -2,
-        ADMIN | STALE | LOADING,
-        (0, 0, 0),
-        "connection",
-        "A container for client connection commands.",
-        client,
-    ),
-    cmd(
-        "multi",
-        1,
-        FAST | LOADING | STALE | TX_CONTROL,
-        (0, 0, 0),
-        "transactions",
-        "Starts a transaction.",
-        multi,
-    ),
-    cmd(
-        "exec",
-        1,
-        LOADING | STALE | TX_CONTROL,
-        (0, 0, 0),
-        "transactions",
-        "Executes all commands in a transaction.",
-        exec,
-    ),
-    cmd(
-        "discard",
-        1,
-        FAST | LOADING | STALE | TX_CONTROL,
-        (0, 0, 0),
-        "transactions",
-        "Discards a transaction.",
-        discard,
-    ),
-    cmd(
-        "watch",
-        -2,
-        FAST | LOADING | STALE | TX_CONTROL,
-        (1, -1, 1),
-        "transactions",
-        "Monitors changes to keys to determine the execution of a transaction.",
-        watch,
-    ),
-    cmd(
-        "unwatch",
-        1,
-        FAST | LOADING | STALE,
-        (0, 0, 0),
-        "transactions",
-        "Forgets about watched keys of a transaction.",
-        unwatch,
-    ),
+    cmd("hello", -1, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL, (0, 0, 0), "connection", "Handshakes with the server.", hello),
+    cmd("auth", -2, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL, (0, 0, 0), "connection", "Authenticates the connection.", auth),
+    cmd("select", 2, FAST | LOADING | STALE, (0, 0, 0), "connection", "Changes the selected database.", select),
+    cmd("quit", -1, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL, (0, 0, 0), "connection", "Closes the connection.", quit),
+    cmd("reset", 1, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL, (0, 0, 0), "connection", "Resets the connection.", reset),
+    cmd("client", -2, ADMIN | STALE | LOADING, (0, 0, 0), "connection", "A container for client connection commands.", client),
+    cmd("multi", 1, FAST | LOADING | STALE | TX_CONTROL, (0, 0, 0), "transactions", "Starts a transaction.", multi),
+    cmd("exec", 1, LOADING | STALE | TX_CONTROL, (0, 0, 0), "transactions", "Executes all commands in a transaction.", exec),
+    cmd("discard", 1, FAST | LOADING | STALE | TX_CONTROL, (0, 0, 0), "transactions", "Discards a transaction.", discard),
+    cmd("watch", -2, FAST | LOADING | STALE | TX_CONTROL, (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", watch),
+    cmd("unwatch", 1, FAST | LOADING | STALE, (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", unwatch),
 ];
 
 fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -182,7 +87,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.client.authenticated = true;
     }
     if !ctx.client.authenticated {
-        return Err(CmdError::Raw("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+        return Err(CmdError::Raw("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
     }
     if let Some(n) = name {
         validate_client_name(n)?;
@@ -374,7 +279,8 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
         (
-            "id" | "getname" | "setname" | "info" | "setinfo" | "no-evict" | "no-touch" | "reply" | "help",
+            "id" | "getname" | "setname" | "info" | "setinfo" | "no-evict" | "no-touch" | "reply" | "help"
+            | "kill",
             _,
         ) => return Err(sub_arity_error(args)),
         _ => return Err(unknown_subcommand(args)),

@@ -14,94 +14,23 @@ use crate::crdt::keyspace::{cell_string, HashPart, Part};
 use crate::crdt::number::{parse_f64, parse_i64};
 use crate::crdt::{Blob, Effect};
 
+#[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
-    cmd(
-        "hset",
-        -4,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "hash",
-        "Creates or modifies the value of a field in a hash.",
-        hset,
-    ),
+    cmd("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", "Creates or modifies the value of a field in a hash.", hset),
     cmd("hmset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", "Sets the values of multiple fields.", hset),
-    cmd(
-        "hsetnx",
-        4,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "hash",
-        "Sets the value of a field in a hash only when the field doesn't exist.",
-        hsetnx,
-    ),
+    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", "Sets the value of a field in a hash only when the field doesn't exist.", hsetnx),
     cmd("hget", 3, READONLY | FAST, (1, 1, 1), "hash", "Returns the value of a field in a hash.", hget),
-    cmd(
-        "hmget",
-        -3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "hash",
-        "Returns the values of all fields in a hash.",
-        hmget,
-    ),
-    cmd(
-        "hdel",
-        -3,
-        WRITE | FAST,
-        (1, 1, 1),
-        "hash",
-        "Deletes one or more fields and their values from a hash.",
-        hdel,
-    ),
-    cmd(
-        "hexists",
-        3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "hash",
-        "Determines whether a field exists in a hash.",
-        hexists,
-    ),
+    cmd("hmget", -3, READONLY | FAST, (1, 1, 1), "hash", "Returns the values of all fields in a hash.", hmget),
+    cmd("hdel", -3, WRITE | FAST, (1, 1, 1), "hash", "Deletes one or more fields and their values from a hash.", hdel),
+    cmd("hexists", 3, READONLY | FAST, (1, 1, 1), "hash", "Determines whether a field exists in a hash.", hexists),
     cmd("hlen", 2, READONLY | FAST, (1, 1, 1), "hash", "Returns the number of fields in a hash.", hlen),
     cmd("hkeys", 2, READONLY, (1, 1, 1), "hash", "Returns all fields in a hash.", hgetall),
     cmd("hvals", 2, READONLY, (1, 1, 1), "hash", "Returns all values in a hash.", hgetall),
     cmd("hgetall", 2, READONLY, (1, 1, 1), "hash", "Returns all fields and values in a hash.", hgetall),
-    cmd(
-        "hincrby",
-        4,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "hash",
-        "Increments the integer value of a field in a hash by a number.",
-        hincrby,
-    ),
-    cmd(
-        "hincrbyfloat",
-        4,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "hash",
-        "Increments the floating point value of a field by a number.",
-        hincrbyfloat,
-    ),
-    cmd(
-        "hstrlen",
-        3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "hash",
-        "Returns the length of the value of a field.",
-        hstrlen,
-    ),
-    cmd(
-        "hrandfield",
-        -2,
-        READONLY,
-        (1, 1, 1),
-        "hash",
-        "Returns one or more random fields from a hash.",
-        hrandfield,
-    ),
+    cmd("hincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", "Increments the integer value of a field in a hash by a number.", hincrby),
+    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", "Increments the floating point value of a field by a number.", hincrbyfloat),
+    cmd("hstrlen", 3, READONLY | FAST, (1, 1, 1), "hash", "Returns the length of the value of a field.", hstrlen),
+    cmd("hrandfield", -2, READONLY, (1, 1, 1), "hash", "Returns one or more random fields from a hash.", hrandfield),
     cmd("hscan", -3, READONLY, (1, 1, 1), "hash", "Iterates over fields and values of a hash.", hscan),
 ];
 
@@ -252,6 +181,9 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let by = arg_f64(&args[3])?;
+    if !by.is_finite() {
+        return Err(CmdError::msg("value is NaN or Infinity"));
+    }
     let current = match hash(ctx, &args[1])?.and_then(|h| field(h, &args[2])) {
         None => 0.0,
         Some(v) => parse_f64(&v).ok_or_else(|| CmdError::msg("hash value is not a float"))?,

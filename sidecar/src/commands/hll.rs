@@ -9,34 +9,11 @@ use crate::crdt::hll::{self, Registers, REGISTERS};
 use crate::crdt::keyspace::{HllPart, Part};
 use crate::crdt::Effect;
 
+#[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
-    cmd(
-        "pfadd",
-        -2,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "hyperloglog",
-        "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.",
-        pfadd,
-    ),
-    cmd(
-        "pfcount",
-        -2,
-        READONLY,
-        (1, -1, 1),
-        "hyperloglog",
-        "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",
-        pfcount,
-    ),
-    cmd(
-        "pfmerge",
-        -2,
-        WRITE | DENYOOM,
-        (1, -1, 1),
-        "hyperloglog",
-        "Merges one or more HyperLogLog values into a single key.",
-        pfmerge,
-    ),
+    cmd("pfadd", -2, WRITE | DENYOOM | FAST, (1, 1, 1), "hyperloglog", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", pfadd),
+    cmd("pfcount", -2, READONLY, (1, -1, 1), "hyperloglog", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", pfcount),
+    cmd("pfmerge", -2, WRITE | DENYOOM, (1, -1, 1), "hyperloglog", "Merges one or more HyperLogLog values into a single key.", pfmerge),
 ];
 
 fn wrong_type() -> CmdError {

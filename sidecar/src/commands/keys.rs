@@ -5,12 +5,13 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::flags::*;
-use super::{arg_i64, arg_usize, cmd, eq_ic, glob_match, CmdError, CmdResult, Command, Ctx};
+use super::{arg_i64, cmd, eq_ic, glob_match, CmdError, CmdResult, Command, Ctx};
 use crate::crdt::hll::REGISTERS;
 use crate::crdt::keyspace::{cell_string, string_value, Part};
 use crate::crdt::replica::DATABASES;
-use crate::crdt::{Blob, Effect, Kind, Ttl};
+use crate::crdt::{Blob, Effect, Ttl};
 
+#[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
     cmd("del", -2, WRITE, (1, -1, 1), "generic", "Deletes one or more keys.", del),
     cmd("unlink", -2, WRITE | FAST, (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", del),
@@ -67,7 +68,7 @@ fn expire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "xx" => xx = true,
             "gt" => gt = true,
             "lt" => lt = true,
-            other => return Err(CmdError::msg(format!("Unsupported option {other}"))),
+            _ => return Err(CmdError::msg(format!("Unsupported option {}", String::from_utf8_lossy(opt)))),
         }
     }
     if nx && (xx || gt || lt) {
@@ -345,12 +346,11 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             replace = true;
             i += 1;
         } else if eq_ic(&args[i], "db") && i + 1 < args.len() {
-            let n = arg_usize(&args[i + 1])
-                .map_err(|_| CmdError::msg("value is not an integer or out of range"))?;
-            if n >= DATABASES {
+            let n = arg_i64(&args[i + 1])?;
+            if !(0..DATABASES as i64).contains(&n) {
                 return Err(CmdError::msg("DB index is out of range"));
             }
-            db = n;
+            db = n as usize;
             i += 2;
         } else {
             return Err(CmdError::Syntax);
@@ -365,6 +365,5 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     copy_value(ctx, src_db, &args[1], db, &args[2]);
     ctx.out.int(1);
-    let _ = Kind::String;
     Ok(())
 }

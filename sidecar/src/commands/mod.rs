@@ -209,16 +209,33 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn lookup_in(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
-        let expired = match self.store.replica.db(db).get(key) {
-            None => return None,
-            Some(e) => e.is_expired(self.now),
+        let secs = self.uptime_secs();
+        let expired = match self.store.replica.db_mut(db).get_mut(key) {
+            None => {
+                self.store.stats.keyspace_misses += 1;
+                return None;
+            }
+            Some(e) => {
+                e.accessed = secs;
+                e.is_expired(self.now)
+            }
         };
         if expired {
             self.store.expire_key(db, key, self.now);
+            self.store.stats.keyspace_misses += 1;
             return None;
         }
         let e = self.store.replica.db(db).get(key)?;
-        e.is_visible().then_some(e)
+        if e.is_visible() {
+            self.store.stats.keyspace_hits += 1;
+            Some(e)
+        } else {
+            None
+        }
+    }
+
+    fn uptime_secs(&self) -> u32 {
+        self.server.started.elapsed().as_secs() as u32
     }
 
     /// The visible part of a key, or None.
@@ -246,7 +263,19 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn write_in(&mut self, db: usize, key: &[u8], effect: Effect) {
+        let flush = effect == Effect::Flush;
         self.store.write(Op { db: db as u8, key: Blob::from_slice(key), effect }, self.now);
+        if flush {
+            return;
+        }
+        let secs = self.uptime_secs();
+        let Some(e) = self.store.replica.db_mut(db).get_mut(key) else { return };
+        e.accessed = secs;
+        // A key whose last element went (SREM, HDEL, ZREM, …) is deleted, TTL and all, as in Redis.
+        if !e.is_visible() && e.has_expiry_state() {
+            self.store
+                .write(Op { db: db as u8, key: Blob::from_slice(key), effect: Effect::Delete }, self.now);
+        }
     }
 
     /// The visible string value of a key; WRONGTYPE for other types.

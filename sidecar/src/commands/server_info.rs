@@ -14,89 +14,26 @@ use super::{
 use crate::config::parse_memory;
 use crate::crdt::keyspace::{cell_string, string_value, Part};
 use crate::crdt::replica::DATABASES;
-use crate::crdt::{Effect, Kind};
+use crate::crdt::Effect;
 use crate::server::{allocated_bytes, resident_bytes, unix_ms};
 
 /// The Redis version SyncMesh reports to clients (the command set it implements).
-pub const REDIS_VERSION: &str = "7.2.0";
+pub const REDIS_VERSION: &str = "7.0.0";
 
+#[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
-    cmd(
-        "info",
-        -1,
-        LOADING | STALE,
-        (0, 0, 0),
-        "server",
-        "Returns information and statistics about the server.",
-        info,
-    ),
-    cmd(
-        "dbsize",
-        1,
-        READONLY | FAST,
-        (0, 0, 0),
-        "server",
-        "Returns the number of keys in the database.",
-        dbsize,
-    ),
+    cmd("info", -1, LOADING | STALE, (0, 0, 0), "server", "Returns information and statistics about the server.", info),
+    cmd("dbsize", 1, READONLY | FAST, (0, 0, 0), "server", "Returns the number of keys in the database.", dbsize),
     cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", "Returns the server time.", time),
-    cmd(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        (0, 0, 0),
-        "server",
-        "Returns the Unix timestamp of the last successful save to disk.",
-        lastsave,
-    ),
-    cmd(
-        "command",
-        -1,
-        LOADING | STALE,
-        (0, 0, 0),
-        "server",
-        "Returns detailed information about all commands.",
-        command,
-    ),
-    cmd(
-        "config",
-        -2,
-        ADMIN | LOADING | STALE,
-        (0, 0, 0),
-        "server",
-        "A container for server configuration commands.",
-        config,
-    ),
+    cmd("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), "server", "Returns the Unix timestamp of the last successful save to disk.", lastsave),
+    cmd("command", -1, LOADING | STALE, (0, 0, 0), "server", "Returns detailed information about all commands.", command),
+    cmd("config", -2, ADMIN | LOADING | STALE, (0, 0, 0), "server", "A container for server configuration commands.", config),
     cmd("memory", -2, READONLY, (0, 0, 0), "server", "A container for memory diagnostics commands.", memory),
-    cmd(
-        "object",
-        -2,
-        READONLY,
-        (2, 2, 1),
-        "generic",
-        "A container for object introspection commands.",
-        object,
-    ),
+    cmd("object", -2, READONLY, (2, 2, 1), "generic", "A container for object introspection commands.", object),
     cmd("flushdb", -1, WRITE, (0, 0, 0), "server", "Removes all keys from the current database.", flushdb),
     cmd("flushall", -1, WRITE, (0, 0, 0), "server", "Removes all keys from all databases.", flushall),
-    cmd(
-        "syncmesh.digest",
-        1,
-        READONLY,
-        (0, 0, 0),
-        "syncmesh",
-        "Returns a digest of the visible keyspace; equal on converged replicas.",
-        digest,
-    ),
-    cmd(
-        "syncmesh.peers",
-        1,
-        READONLY,
-        (0, 0, 0),
-        "syncmesh",
-        "Returns the mesh peers with their state and lag.",
-        peers,
-    ),
+    cmd("syncmesh.digest", 1, READONLY, (0, 0, 0), "syncmesh", "Returns a digest of the visible keyspace; equal on converged replicas.", digest),
+    cmd("syncmesh.peers", 1, READONLY, (0, 0, 0), "syncmesh", "Returns the mesh peers with their state and lag.", peers),
 ];
 
 fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
@@ -368,7 +305,7 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 ctx.out.bulk(c.group.as_bytes());
             }
         }
-        "getkeys" if args.len() >= 3 => {
+        "getkeys" if args.len() >= 4 => {
             let Some((_, c)) = reg.get(&args[2]) else {
                 return Err(CmdError::msg("Invalid command specified"));
             };
@@ -376,14 +313,10 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if !c.arity_ok(cargs.len()) {
                 return Err(CmdError::msg("Invalid number of arguments specified for command"));
             }
-            if c.first_key == 0 {
+            let keys = command_keys(c, cargs)?;
+            if keys.is_empty() {
                 return Err(CmdError::msg("The command has no key arguments"));
             }
-            let last = if c.last_key < 0 { cargs.len() as i32 + c.last_key } else { c.last_key };
-            let keys: Vec<&Bytes> = (c.first_key..=last)
-                .step_by(c.step.max(1) as usize)
-                .filter_map(|i| cargs.get(i as usize))
-                .collect();
             ctx.out.array(keys.len());
             for k in keys {
                 ctx.out.bulk(k);
@@ -397,6 +330,30 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(unknown_subcommand(args)),
     }
     Ok(())
+}
+
+/// The key arguments of a command line: from the command's key positions, or for commands that
+/// take `numkeys`, from that count.
+fn command_keys<'a>(c: &Command, args: &'a [Bytes]) -> Result<Vec<&'a Bytes>, CmdError> {
+    let numkeys_at = match c.name {
+        "zunionstore" | "zinterstore" | "zdiffstore" => Some((2, vec![&args[1]])),
+        "zunion" | "zinter" | "zdiff" | "sintercard" | "zintercard" => Some((1, vec![])),
+        _ => None,
+    };
+    if let Some((at, mut keys)) = numkeys_at {
+        let n = arg_i64(&args[at]).map_err(|_| CmdError::msg("Invalid arguments specified for command"))?;
+        let n = n.max(0) as usize;
+        if at + n >= args.len() {
+            return Err(CmdError::msg("Invalid arguments specified for command"));
+        }
+        keys.extend(&args[at + 1..=at + n]);
+        return Ok(keys);
+    }
+    if c.first_key == 0 {
+        return Ok(vec![]);
+    }
+    let last = if c.last_key < 0 { args.len() as i32 + c.last_key } else { c.last_key };
+    Ok((c.first_key..=last).step_by(c.step.max(1) as usize).filter_map(|i| args.get(i as usize)).collect())
 }
 
 /// The parameters `CONFIG GET` knows, with their current values.
@@ -547,6 +504,7 @@ fn memory_estimate(key: &[u8], part: &Part) -> usize {
 fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
+        "usage" if args.len() < 3 => return Err(sub_arity_error(args)),
         "usage" => {
             if args.len() != 3 && !(args.len() == 5 && eq_ic(&args[3], "samples")) {
                 return Err(CmdError::Syntax);
@@ -664,6 +622,5 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         _ => unreachable!(),
     }
-    let _ = Kind::String;
     Ok(())
 }

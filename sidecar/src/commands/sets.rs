@@ -14,87 +14,24 @@ use crate::crdt::keyspace::{Part, SetPart};
 use crate::crdt::number::parse_i64;
 use crate::crdt::{Blob, Effect};
 
+#[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
     cmd("sadd", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "set", "Adds one or more members to a set.", sadd),
     cmd("srem", -3, WRITE | FAST, (1, 1, 1), "set", "Removes one or more members from a set.", srem),
     cmd("smembers", 2, READONLY, (1, 1, 1), "set", "Returns all members of a set.", smembers),
-    cmd(
-        "sismember",
-        3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "set",
-        "Determines whether a member belongs to a set.",
-        sismember,
-    ),
-    cmd(
-        "smismember",
-        -3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "set",
-        "Determines whether multiple members belong to a set.",
-        smismember,
-    ),
+    cmd("sismember", 3, READONLY | FAST, (1, 1, 1), "set", "Determines whether a member belongs to a set.", sismember),
+    cmd("smismember", -3, READONLY | FAST, (1, 1, 1), "set", "Determines whether multiple members belong to a set.", smismember),
     cmd("scard", 2, READONLY | FAST, (1, 1, 1), "set", "Returns the number of members in a set.", scard),
-    cmd(
-        "spop",
-        -2,
-        WRITE | FAST,
-        (1, 1, 1),
-        "set",
-        "Returns one or more random members from a set after removing them.",
-        spop,
-    ),
-    cmd(
-        "srandmember",
-        -2,
-        READONLY,
-        (1, 1, 1),
-        "set",
-        "Get one or multiple random members from a set.",
-        srandmember,
-    ),
+    cmd("spop", -2, WRITE | FAST, (1, 1, 1), "set", "Returns one or more random members from a set after removing them.", spop),
+    cmd("srandmember", -2, READONLY, (1, 1, 1), "set", "Get one or multiple random members from a set.", srandmember),
     cmd("smove", 4, WRITE | FAST, (1, 2, 1), "set", "Moves a member from one set to another.", smove),
     cmd("sinter", -2, READONLY, (1, -1, 1), "set", "Returns the intersect of multiple sets.", combine),
-    cmd(
-        "sintercard",
-        -3,
-        READONLY,
-        (0, 0, 0),
-        "set",
-        "Returns the number of members of the intersect of multiple sets.",
-        sintercard,
-    ),
-    cmd(
-        "sinterstore",
-        -3,
-        WRITE | DENYOOM,
-        (1, -1, 1),
-        "set",
-        "Stores the intersect of multiple sets in a key.",
-        combine,
-    ),
+    cmd("sintercard", -3, READONLY, (0, 0, 0), "set", "Returns the number of members of the intersect of multiple sets.", sintercard),
+    cmd("sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), "set", "Stores the intersect of multiple sets in a key.", combine),
     cmd("sunion", -2, READONLY, (1, -1, 1), "set", "Returns the union of multiple sets.", combine),
-    cmd(
-        "sunionstore",
-        -3,
-        WRITE | DENYOOM,
-        (1, -1, 1),
-        "set",
-        "Stores the union of multiple sets in a key.",
-        combine,
-    ),
+    cmd("sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), "set", "Stores the union of multiple sets in a key.", combine),
     cmd("sdiff", -2, READONLY, (1, -1, 1), "set", "Returns the difference of multiple sets.", combine),
-    cmd(
-        "sdiffstore",
-        -3,
-        WRITE | DENYOOM,
-        (1, -1, 1),
-        "set",
-        "Stores the difference of multiple sets in a key.",
-        combine,
-    ),
+    cmd("sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), "set", "Stores the difference of multiple sets in a key.", combine),
     cmd("sscan", -3, READONLY, (1, 1, 1), "set", "Iterates over members of a set.", sscan),
 ];
 
@@ -132,11 +69,13 @@ fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             unique.push(Blob::from_slice(m));
         }
     }
-    let added = match set(ctx, &args[1])? {
-        None => unique.len(),
-        Some(s) => unique.iter().filter(|m| !s.members.contains_key(m.as_slice())).count(),
-    };
-    ctx.write(&args[1], Effect::SetAdd { members: unique });
+    if let Some(s) = set(ctx, &args[1])? {
+        unique.retain(|m| !s.members.contains_key(m.as_slice()));
+    }
+    let added = unique.len();
+    if added > 0 {
+        ctx.write(&args[1], Effect::SetAdd { members: unique });
+    }
     ctx.out.int(added as i64);
     Ok(())
 }
@@ -202,15 +141,16 @@ fn scard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn parse_count(args: &[Bytes]) -> Result<Option<i64>, CmdError> {
     match args.len() {
         2 => Ok(None),
-        3 => {
-            Ok(Some(arg_i64(&args[2]).map_err(|_| CmdError::msg("value is out of range, must be positive"))?))
-        }
+        3 => Ok(Some(arg_i64(&args[2])?)),
         _ => Err(CmdError::Syntax),
     }
 }
 
 fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let count = parse_count(args)?;
+    let count = parse_count(args).map_err(|e| match e {
+        CmdError::NotInteger => CmdError::msg("value is out of range, must be positive"),
+        other => other,
+    })?;
     if count.is_some_and(|c| c < 0) {
         return Err(CmdError::msg("value is out of range, must be positive"));
     }
@@ -232,8 +172,10 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let count = parse_count(args)?;
-    if count.is_some_and(|c| c.unsigned_abs() > i64::MAX as u64 / 2) {
-        return Err(CmdError::msg("value is out of range"));
+    if count == Some(i64::MIN) {
+        return Err(CmdError::msg(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
     }
     let all = members_of(ctx, &args[1])?;
     let mut rng = rand::rng();
@@ -334,7 +276,7 @@ fn combine(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let numkeys = arg_i64(&args[1])?;
+    let numkeys = arg_i64(&args[1]).map_err(|_| CmdError::msg("numkeys should be greater than 0"))?;
     if numkeys <= 0 {
         return Err(CmdError::msg("numkeys should be greater than 0"));
     }
@@ -348,7 +290,7 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if rest.len() != 2 || !eq_ic(&rest[0], "limit") {
             return Err(CmdError::Syntax);
         }
-        let l = arg_i64(&rest[1])?;
+        let l = arg_i64(&rest[1]).map_err(|_| CmdError::msg("LIMIT can't be negative"))?;
         if l < 0 {
             return Err(CmdError::msg("LIMIT can't be negative"));
         }

@@ -16,209 +16,34 @@ use crate::crdt::{Blob, Effect, Ttl};
 /// Redis's `proto-max-bulk-len`: the largest string a command may build.
 pub const MAX_STRING: usize = 512 * 1024 * 1024;
 
+#[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
     cmd("get", 2, READONLY | FAST, (1, 1, 1), "string", "Returns the string value of a key.", get),
-    cmd(
-        "set",
-        -3,
-        WRITE | DENYOOM,
-        (1, 1, 1),
-        "string",
-        "Sets the string value of a key, ignoring its type.",
-        set,
-    ),
-    cmd(
-        "setnx",
-        3,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "string",
-        "Set the string value of a key only when the key doesn't exist.",
-        setnx,
-    ),
-    cmd(
-        "setex",
-        4,
-        WRITE | DENYOOM,
-        (1, 1, 1),
-        "string",
-        "Sets the string value and expiration time of a key.",
-        setex,
-    ),
-    cmd(
-        "psetex",
-        4,
-        WRITE | DENYOOM,
-        (1, 1, 1),
-        "string",
-        "Sets the string value and expiration time in milliseconds of a key.",
-        setex,
-    ),
-    cmd(
-        "getset",
-        3,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "string",
-        "Returns the previous string value of a key after setting it to a new value.",
-        getset,
-    ),
-    cmd(
-        "getdel",
-        2,
-        WRITE | FAST,
-        (1, 1, 1),
-        "string",
-        "Returns the string value of a key after deleting the key.",
-        getdel,
-    ),
-    cmd(
-        "getex",
-        -2,
-        WRITE | FAST,
-        (1, 1, 1),
-        "string",
-        "Returns the string value of a key after setting its expiration time.",
-        getex,
-    ),
-    cmd(
-        "mget",
-        -2,
-        READONLY | FAST,
-        (1, -1, 1),
-        "string",
-        "Atomically returns the string values of one or more keys.",
-        mget,
-    ),
-    cmd(
-        "mset",
-        -3,
-        WRITE | DENYOOM,
-        (1, -1, 2),
-        "string",
-        "Atomically creates or modifies the string values of one or more keys.",
-        mset,
-    ),
-    cmd(
-        "msetnx",
-        -3,
-        WRITE | DENYOOM,
-        (1, -1, 2),
-        "string",
-        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
-        mset,
-    ),
-    cmd(
-        "append",
-        3,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "string",
-        "Appends a string to the value of a key. Creates the key if it doesn't exist.",
-        append,
-    ),
+    cmd("set", -3, WRITE | DENYOOM, (1, 1, 1), "string", "Sets the string value of a key, ignoring its type.", set),
+    cmd("setnx", 3, WRITE | DENYOOM | FAST, (1, 1, 1), "string", "Set the string value of a key only when the key doesn't exist.", setnx),
+    cmd("setex", 4, WRITE | DENYOOM, (1, 1, 1), "string", "Sets the string value and expiration time of a key.", setex),
+    cmd("psetex", 4, WRITE | DENYOOM, (1, 1, 1), "string", "Sets the string value and expiration time in milliseconds of a key.", setex),
+    cmd("getset", 3, WRITE | DENYOOM | FAST, (1, 1, 1), "string", "Returns the previous string value of a key after setting it to a new value.", getset),
+    cmd("getdel", 2, WRITE | FAST, (1, 1, 1), "string", "Returns the string value of a key after deleting the key.", getdel),
+    cmd("getex", -2, WRITE | FAST, (1, 1, 1), "string", "Returns the string value of a key after setting its expiration time.", getex),
+    cmd("mget", -2, READONLY | FAST, (1, -1, 1), "string", "Atomically returns the string values of one or more keys.", mget),
+    cmd("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", "Atomically creates or modifies the string values of one or more keys.", mset),
+    cmd("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", mset),
+    cmd("append", 3, WRITE | DENYOOM | FAST, (1, 1, 1), "string", "Appends a string to the value of a key. Creates the key if it doesn't exist.", append),
     cmd("strlen", 2, READONLY | FAST, (1, 1, 1), "string", "Returns the length of a string value.", strlen),
-    cmd(
-        "getrange",
-        4,
-        READONLY,
-        (1, 1, 1),
-        "string",
-        "Returns a substring of the string stored at a key.",
-        getrange,
-    ),
+    cmd("getrange", 4, READONLY, (1, 1, 1), "string", "Returns a substring of the string stored at a key.", getrange),
     cmd("substr", 4, READONLY, (1, 1, 1), "string", "Returns a substring from a string value.", getrange),
-    cmd(
-        "setrange",
-        4,
-        WRITE | DENYOOM,
-        (1, 1, 1),
-        "string",
-        "Overwrites a part of a string value with another by an offset.",
-        setrange,
-    ),
-    cmd(
-        "incr",
-        2,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "string",
-        "Increments the integer value of a key by one.",
-        incr,
-    ),
-    cmd(
-        "decr",
-        2,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "string",
-        "Decrements the integer value of a key by one.",
-        incr,
-    ),
-    cmd(
-        "incrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "string",
-        "Increments the integer value of a key by a number.",
-        incr,
-    ),
-    cmd(
-        "decrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "string",
-        "Decrements a number from the integer value of a key.",
-        incr,
-    ),
-    cmd(
-        "incrbyfloat",
-        3,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "string",
-        "Increment the floating point value of a key by a number.",
-        incrbyfloat,
-    ),
-    cmd(
-        "setbit",
-        4,
-        WRITE | DENYOOM,
-        (1, 1, 1),
-        "bitmap",
-        "Sets or clears the bit at offset of the string value.",
-        setbit,
-    ),
+    cmd("setrange", 4, WRITE | DENYOOM, (1, 1, 1), "string", "Overwrites a part of a string value with another by an offset.", setrange),
+    cmd("incr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), "string", "Increments the integer value of a key by one.", incr),
+    cmd("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), "string", "Decrements the integer value of a key by one.", incr),
+    cmd("incrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), "string", "Increments the integer value of a key by a number.", incr),
+    cmd("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), "string", "Decrements a number from the integer value of a key.", incr),
+    cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, (1, 1, 1), "string", "Increment the floating point value of a key by a number.", incrbyfloat),
+    cmd("setbit", 4, WRITE | DENYOOM, (1, 1, 1), "bitmap", "Sets or clears the bit at offset of the string value.", setbit),
     cmd("getbit", 3, READONLY | FAST, (1, 1, 1), "bitmap", "Returns a bit value by offset.", getbit),
-    cmd(
-        "bitcount",
-        -2,
-        READONLY,
-        (1, 1, 1),
-        "bitmap",
-        "Counts the number of set bits (population counting) in a string.",
-        bitcount,
-    ),
-    cmd(
-        "bitpos",
-        -3,
-        READONLY,
-        (1, 1, 1),
-        "bitmap",
-        "Finds the first set (1) or clear (0) bit in a string.",
-        bitpos,
-    ),
-    cmd(
-        "bitop",
-        -4,
-        WRITE | DENYOOM,
-        (2, -1, 1),
-        "bitmap",
-        "Performs bitwise operations on multiple strings, and stores the result.",
-        bitop,
-    ),
+    cmd("bitcount", -2, READONLY, (1, 1, 1), "bitmap", "Counts the number of set bits (population counting) in a string.", bitcount),
+    cmd("bitpos", -3, READONLY, (1, 1, 1), "bitmap", "Finds the first set (1) or clear (0) bit in a string.", bitpos),
+    cmd("bitop", -4, WRITE | DENYOOM, (2, -1, 1), "bitmap", "Performs bitwise operations on multiple strings, and stores the result.", bitop),
 ];
 
 fn reply_opt(ctx: &mut Ctx, v: Option<Vec<u8>>) {
@@ -268,6 +93,7 @@ fn parse_expiry(ctx: &Ctx, unit: &str, v: &[u8], cmd: &str) -> Result<Expiry, Cm
 fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut expiry = Expiry::None;
+    let mut unit: Option<String> = None;
     let mut i = 3;
     while i < args.len() {
         let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
@@ -275,9 +101,15 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "nx" if !xx => nx = true,
             "xx" if !nx => xx = true,
             "get" => get = true,
-            "keepttl" if expiry == Expiry::None => expiry = Expiry::Keep,
-            "ex" | "px" | "exat" | "pxat" if expiry == Expiry::None && i + 1 < args.len() => {
+            "keepttl" if expiry == Expiry::None && unit.is_none() => expiry = Expiry::Keep,
+            "ex" | "px" | "exat" | "pxat"
+                if (unit.is_none() || unit.as_deref() == Some(opt.as_str()))
+                    && expiry != Expiry::Keep
+                    && i + 1 < args.len() =>
+            {
+                // Redis accepts the same unit twice (the last wins), not two different ones.
                 expiry = parse_expiry(ctx, &opt, &args[i + 1], "set")?;
+                unit = Some(opt.clone());
                 i += 1;
             }
             _ => return Err(CmdError::Syntax),
@@ -633,9 +465,9 @@ fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn bitpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let bit = match &args[2][..] {
-        b"0" => false,
-        b"1" => true,
+    let bit = match arg_i64(&args[2])? {
+        0 => false,
+        1 => true,
         _ => return Err(CmdError::msg("The bit argument must be 1 or 0.")),
     };
     let v = ctx_get(ctx, &args[1])?;

@@ -15,277 +15,39 @@ use crate::crdt::keyspace::{Part, Score, ZSetPart};
 use crate::crdt::number::{format_double, parse_f64};
 use crate::crdt::{Blob, Effect};
 
+#[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
-    cmd(
-        "zadd",
-        -4,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Adds one or more members to a sorted set, or updates their scores.",
-        zadd,
-    ),
-    cmd(
-        "zincrby",
-        4,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Increments the score of a member in a sorted set.",
-        zincrby,
-    ),
-    cmd(
-        "zrem",
-        -3,
-        WRITE | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Removes one or more members from a sorted set.",
-        zrem,
-    ),
-    cmd(
-        "zscore",
-        3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the score of a member in a sorted set.",
-        zscore,
-    ),
-    cmd(
-        "zmscore",
-        -3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the score of one or more members in a sorted set.",
-        zmscore,
-    ),
-    cmd(
-        "zcard",
-        2,
-        READONLY | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the number of members in a sorted set.",
-        zcard,
-    ),
-    cmd(
-        "zcount",
-        4,
-        READONLY | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the count of members in a sorted set that have scores within a range.",
-        zcount,
-    ),
-    cmd(
-        "zlexcount",
-        4,
-        READONLY | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the number of members in a sorted set within a lexicographical range.",
-        zcount,
-    ),
-    cmd(
-        "zrange",
-        -4,
-        READONLY,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns members in a sorted set within a range of indexes.",
-        zrange,
-    ),
-    cmd(
-        "zrangestore",
-        -5,
-        WRITE | DENYOOM,
-        (1, 2, 1),
-        "sorted-set",
-        "Stores a range of members from sorted set in a key.",
-        zrange,
-    ),
-    cmd(
-        "zrangebyscore",
-        -4,
-        READONLY,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns members in a sorted set within a range of scores.",
-        zrange,
-    ),
-    cmd(
-        "zrevrangebyscore",
-        -4,
-        READONLY,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns members in a sorted set within a range of scores in reverse order.",
-        zrange,
-    ),
-    cmd(
-        "zrangebylex",
-        -4,
-        READONLY,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns members in a sorted set within a lexicographical range.",
-        zrange,
-    ),
-    cmd(
-        "zrevrangebylex",
-        -4,
-        READONLY,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns members in a sorted set within a lexicographical range in reverse order.",
-        zrange,
-    ),
-    cmd(
-        "zrevrange",
-        -4,
-        READONLY,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns members in a sorted set within a range of indexes in reverse order.",
-        zrange,
-    ),
-    cmd(
-        "zrank",
-        -3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the index of a member in a sorted set ordered by ascending scores.",
-        zrank,
-    ),
-    cmd(
-        "zrevrank",
-        -3,
-        READONLY | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the index of a member in a sorted set ordered by descending scores.",
-        zrank,
-    ),
-    cmd(
-        "zpopmin",
-        -2,
-        WRITE | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the lowest-scoring members from a sorted set after removing them.",
-        zpop,
-    ),
-    cmd(
-        "zpopmax",
-        -2,
-        WRITE | FAST,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns the highest-scoring members from a sorted set after removing them.",
-        zpop,
-    ),
-    cmd(
-        "zremrangebyscore",
-        4,
-        WRITE,
-        (1, 1, 1),
-        "sorted-set",
-        "Removes members in a sorted set within a range of scores.",
-        zremrange,
-    ),
-    cmd(
-        "zremrangebyrank",
-        4,
-        WRITE,
-        (1, 1, 1),
-        "sorted-set",
-        "Removes members in a sorted set within a range of indexes.",
-        zremrange,
-    ),
-    cmd(
-        "zremrangebylex",
-        4,
-        WRITE,
-        (1, 1, 1),
-        "sorted-set",
-        "Removes members in a sorted set within a lexicographical range.",
-        zremrange,
-    ),
-    cmd(
-        "zunionstore",
-        -4,
-        WRITE | DENYOOM,
-        (1, 1, 1),
-        "sorted-set",
-        "Stores the union of multiple sorted sets in a key.",
-        zsetop,
-    ),
-    cmd(
-        "zinterstore",
-        -4,
-        WRITE | DENYOOM,
-        (1, 1, 1),
-        "sorted-set",
-        "Stores the intersect of multiple sorted sets in a key.",
-        zsetop,
-    ),
-    cmd(
-        "zdiffstore",
-        -4,
-        WRITE | DENYOOM,
-        (1, 1, 1),
-        "sorted-set",
-        "Stores the difference of multiple sorted sets in a key.",
-        zsetop,
-    ),
-    cmd(
-        "zunion",
-        -3,
-        READONLY,
-        (0, 0, 0),
-        "sorted-set",
-        "Returns the union of multiple sorted sets.",
-        zsetop,
-    ),
-    cmd(
-        "zinter",
-        -3,
-        READONLY,
-        (0, 0, 0),
-        "sorted-set",
-        "Returns the intersect of multiple sorted sets.",
-        zsetop,
-    ),
-    cmd(
-        "zdiff",
-        -3,
-        READONLY,
-        (0, 0, 0),
-        "sorted-set",
-        "Returns the difference between multiple sorted sets.",
-        zsetop,
-    ),
-    cmd(
-        "zrandmember",
-        -2,
-        READONLY,
-        (1, 1, 1),
-        "sorted-set",
-        "Returns one or more random members from a sorted set.",
-        zrandmember,
-    ),
-    cmd(
-        "zscan",
-        -3,
-        READONLY,
-        (1, 1, 1),
-        "sorted-set",
-        "Iterates over members and scores of a sorted set.",
-        zscan,
-    ),
+    cmd("zadd", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "sorted-set", "Adds one or more members to a sorted set, or updates their scores.", zadd),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), "sorted-set", "Increments the score of a member in a sorted set.", zincrby),
+    cmd("zrem", -3, WRITE | FAST, (1, 1, 1), "sorted-set", "Removes one or more members from a sorted set.", zrem),
+    cmd("zscore", 3, READONLY | FAST, (1, 1, 1), "sorted-set", "Returns the score of a member in a sorted set.", zscore),
+    cmd("zmscore", -3, READONLY | FAST, (1, 1, 1), "sorted-set", "Returns the score of one or more members in a sorted set.", zmscore),
+    cmd("zcard", 2, READONLY | FAST, (1, 1, 1), "sorted-set", "Returns the number of members in a sorted set.", zcard),
+    cmd("zcount", 4, READONLY | FAST, (1, 1, 1), "sorted-set", "Returns the count of members in a sorted set that have scores within a range.", zcount),
+    cmd("zlexcount", 4, READONLY | FAST, (1, 1, 1), "sorted-set", "Returns the number of members in a sorted set within a lexicographical range.", zcount),
+    cmd("zrange", -4, READONLY, (1, 1, 1), "sorted-set", "Returns members in a sorted set within a range of indexes.", zrange),
+    cmd("zrangestore", -5, WRITE | DENYOOM, (1, 2, 1), "sorted-set", "Stores a range of members from sorted set in a key.", zrange),
+    cmd("zrangebyscore", -4, READONLY, (1, 1, 1), "sorted-set", "Returns members in a sorted set within a range of scores.", zrange),
+    cmd("zrevrangebyscore", -4, READONLY, (1, 1, 1), "sorted-set", "Returns members in a sorted set within a range of scores in reverse order.", zrange),
+    cmd("zrangebylex", -4, READONLY, (1, 1, 1), "sorted-set", "Returns members in a sorted set within a lexicographical range.", zrange),
+    cmd("zrevrangebylex", -4, READONLY, (1, 1, 1), "sorted-set", "Returns members in a sorted set within a lexicographical range in reverse order.", zrange),
+    cmd("zrevrange", -4, READONLY, (1, 1, 1), "sorted-set", "Returns members in a sorted set within a range of indexes in reverse order.", zrange),
+    cmd("zrank", 3, READONLY | FAST, (1, 1, 1), "sorted-set", "Returns the index of a member in a sorted set ordered by ascending scores.", zrank),
+    cmd("zrevrank", 3, READONLY | FAST, (1, 1, 1), "sorted-set", "Returns the index of a member in a sorted set ordered by descending scores.", zrank),
+    cmd("zpopmin", -2, WRITE | FAST, (1, 1, 1), "sorted-set", "Returns the lowest-scoring members from a sorted set after removing them.", zpop),
+    cmd("zpopmax", -2, WRITE | FAST, (1, 1, 1), "sorted-set", "Returns the highest-scoring members from a sorted set after removing them.", zpop),
+    cmd("zremrangebyscore", 4, WRITE, (1, 1, 1), "sorted-set", "Removes members in a sorted set within a range of scores.", zremrange),
+    cmd("zremrangebyrank", 4, WRITE, (1, 1, 1), "sorted-set", "Removes members in a sorted set within a range of indexes.", zremrange),
+    cmd("zremrangebylex", 4, WRITE, (1, 1, 1), "sorted-set", "Removes members in a sorted set within a lexicographical range.", zremrange),
+    cmd("zunionstore", -4, WRITE | DENYOOM, (1, 1, 1), "sorted-set", "Stores the union of multiple sorted sets in a key.", zsetop),
+    cmd("zinterstore", -4, WRITE | DENYOOM, (1, 1, 1), "sorted-set", "Stores the intersect of multiple sorted sets in a key.", zsetop),
+    cmd("zdiffstore", -4, WRITE | DENYOOM, (1, 1, 1), "sorted-set", "Stores the difference of multiple sorted sets in a key.", zsetop),
+    cmd("zunion", -3, READONLY, (0, 0, 0), "sorted-set", "Returns the union of multiple sorted sets.", zsetop),
+    cmd("zinter", -3, READONLY, (0, 0, 0), "sorted-set", "Returns the intersect of multiple sorted sets.", zsetop),
+    cmd("zintercard", -3, READONLY, (0, 0, 0), "sorted-set", "Returns the number of members of the intersect of multiple sorted sets.", zintercard),
+    cmd("zdiff", -3, READONLY, (0, 0, 0), "sorted-set", "Returns the difference between multiple sorted sets.", zsetop),
+    cmd("zrandmember", -2, READONLY, (1, 1, 1), "sorted-set", "Returns one or more random members from a sorted set.", zrandmember),
+    cmd("zscan", -3, READONLY, (1, 1, 1), "sorted-set", "Iterates over members and scores of a sorted set.", zscan),
 ];
 
 pub fn zset<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c ZSetPart>, CmdError> {
@@ -349,9 +111,14 @@ fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if (gt && new <= c) || (lt && new >= c) {
                 continue;
             }
-            if new != c {
-                changed += 1;
+            if new == c {
+                // Nothing changes (and, as in Redis, nothing is signalled to WATCH).
+                if incr {
+                    incr_result = Some(new);
+                }
+                continue;
             }
+            changed += 1;
         } else {
             added += 1;
         }
@@ -617,7 +384,7 @@ fn zrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     while i < opts.len() {
         let o = String::from_utf8_lossy(&opts[i]).to_ascii_lowercase();
         match o.as_str() {
-            "withscores" if !store && name != "zrangebylex" && name != "zrevrangebylex" => withscores = true,
+            "withscores" if !store => withscores = true,
             "limit" if i + 2 < opts.len() && (modern || by_score || by_lex) => {
                 limit = Some((arg_i64(&opts[i + 1])?, arg_i64(&opts[i + 2])?));
                 i += 2;
@@ -673,27 +440,14 @@ fn zrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn zrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let rev = eq_ic(&args[0], "zrevrank");
-    let withscore = match args.len() {
-        3 => false,
-        4 if eq_ic(&args[3], "withscore") => true,
-        _ => return Err(CmdError::Syntax),
-    };
-    let found = zset(ctx, &args[1])?.and_then(|z| {
+    let rank = zset(ctx, &args[1])?.and_then(|z| {
         let score = z.score(&args[2])?;
-        let key = (Score(score), Blob::from_slice(&args[2]));
-        let below = z.order.range(..key).count();
-        let rank = if rev { z.len() - 1 - below } else { below };
-        Some((rank, score))
+        let below = z.order.range(..(Score(score), Blob::from_slice(&args[2]))).count();
+        Some(if rev { z.len() - 1 - below } else { below })
     });
-    match found {
-        None if withscore => ctx.out.null_array(),
+    match rank {
+        Some(r) => ctx.out.int(r as i64),
         None => ctx.out.null(),
-        Some((rank, score)) if withscore => {
-            ctx.out.array(2);
-            ctx.out.int(rank as i64);
-            ctx.out.double(score);
-        }
-        Some((rank, _)) => ctx.out.int(rank as i64),
     }
     Ok(())
 }
@@ -703,7 +457,8 @@ fn zpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let count = match args.len() {
         2 => None,
         3 => {
-            let c = arg_i64(&args[2])?;
+            let c =
+                arg_i64(&args[2]).map_err(|_| CmdError::msg("value is out of range, must be positive"))?;
             if c < 0 {
                 return Err(CmdError::msg("value is out of range, must be positive"));
             }
@@ -928,5 +683,37 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         out.bulk(m);
         out.bulk(format_double(*s).as_bytes());
     }
+    Ok(())
+}
+
+fn zintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let numkeys = arg_i64(&args[1])?;
+    if numkeys <= 0 {
+        return Err(CmdError::msg("at least 1 input key is needed for 'zintercard' command"));
+    }
+    let numkeys = numkeys as usize;
+    if numkeys > args.len() - 2 {
+        return Err(CmdError::msg("Number of keys can't be greater than number of args"));
+    }
+    let rest = &args[2 + numkeys..];
+    let mut limit = 0usize;
+    if !rest.is_empty() {
+        if rest.len() != 2 || !eq_ic(&rest[0], "limit") {
+            return Err(CmdError::Syntax);
+        }
+        let l = arg_i64(&rest[1]).map_err(|_| CmdError::msg("LIMIT can't be negative"))?;
+        if l < 0 {
+            return Err(CmdError::msg("LIMIT can't be negative"));
+        }
+        limit = l as usize;
+    }
+    let mut inputs = Vec::with_capacity(numkeys);
+    for k in &args[2..2 + numkeys] {
+        inputs.push(scored_input(ctx, k)?);
+    }
+    let others: Vec<std::collections::HashSet<&Blob>> =
+        inputs[1..].iter().map(|i| i.iter().map(|(m, _)| m).collect()).collect();
+    let n = inputs[0].iter().filter(|(m, _)| others.iter().all(|o| o.contains(m))).count();
+    ctx.out.int(if limit > 0 { n.min(limit) } else { n } as i64);
     Ok(())
 }

@@ -779,6 +779,10 @@ impl Keyspace {
         let was_visible = entry.is_visible();
         entry.apply(effect, dot, ctx, stable);
         let visible = entry.is_visible();
+        if !visible {
+            // Drop what no replica can still need (all of it, on a replica without peers).
+            entry.compact(stable);
+        }
         let void = entry.is_void();
         let has_expiry = entry.has_expiry_state();
         match (was_visible, visible) {

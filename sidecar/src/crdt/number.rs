@@ -10,7 +10,7 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return "0".into();
     }
     const PRECISION: i32 = 17;
     let sci = format!("{:.*e}", (PRECISION - 1) as usize, d);
@@ -111,7 +111,10 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
             if lower.contains("nan") || lower.contains("inf") {
                 return None;
             }
-            lower.parse::<f64>().ok()?
+            match lower.parse::<f64>() {
+                Ok(v) => v,
+                Err(_) => parse_hex_float(&lower)?,
+            }
         }
     };
     if v.is_nan() {
@@ -119,6 +122,34 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
     } else {
         Some(v)
     }
+}
+
+/// `strtold` also reads C99 hexadecimal floats: `0x10`, `-0x1.8p3`.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (neg, rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let rest = rest.strip_prefix("0x")?;
+    let (mantissa, exp) = match rest.split_once('p') {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int_part.chars() {
+        v = v * 16.0 + c.to_digit(16)? as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac_part.chars() {
+        v += c.to_digit(16)? as f64 * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if neg { -v } else { v })
 }
 
 #[cfg(test)]

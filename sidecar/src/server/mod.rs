@@ -108,7 +108,12 @@ impl Server {
 
     pub fn over_maxmemory(&self) -> bool {
         let max = self.settings.read().maxmemory;
-        max > 0 && self.used_memory.load(Ordering::Relaxed) > max
+        if max == 0 {
+            return false;
+        }
+        let used = allocated_bytes();
+        self.used_memory.store(used, Ordering::Relaxed);
+        used > max
     }
 
     /// Runs one command for a client, writing its reply into `out`.
@@ -119,8 +124,17 @@ impl Server {
             return;
         };
         if !cmd.arity_ok(args.len()) {
+            let err = CmdError::Arity(cmd.name.to_string()).to_string();
+            if cmd.name == "exec" {
+                // Redis discards the transaction outright.
+                client.multi = None;
+                client.multi_error = false;
+                client.info.in_multi.store(false, Ordering::Relaxed);
+                out.error(&format!("EXECABORT Transaction discarded because of: {}", &err[4..]));
+                return;
+            }
             client.multi_error |= client.multi.is_some();
-            out.error(&CmdError::Arity(cmd.name.to_string()).to_string());
+            out.error(&err);
             return;
         }
         if !client.authenticated && !cmd.is(flags::NO_AUTH) {
@@ -185,10 +199,17 @@ impl Server {
 }
 
 pub fn unknown_command(args: &[Bytes]) -> String {
+    let name = &args[0][..args[0].len().min(128)];
     let mut msg =
-        format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(&args[0]));
-    for a in args.iter().skip(1).take(20) {
-        msg.push_str(&format!("'{}' ", String::from_utf8_lossy(&a[..a.len().min(128)])));
+        format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(name));
+    let mut budget = 128usize;
+    for a in args.iter().skip(1) {
+        if budget == 0 {
+            break;
+        }
+        let part = &a[..a.len().min(budget)];
+        budget -= part.len();
+        msg.push_str(&format!("'{}' ", String::from_utf8_lossy(part)));
     }
     msg
 }
