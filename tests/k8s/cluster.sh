@@ -104,10 +104,17 @@ build_group() {
   start=$SECONDS
   tmp=$(mktemp -d "$CACHE_DIR/.build-$group.XXXXXX")
   # All packages of one module in one `go build`, so shared packages compile once.
-  if ! ( cd "$mod" && env CGO_ENABLED=0 GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
+  # One retry: a cold build downloads a few hundred modules, and a transient proxy
+  # error should not fail CI (what was compiled before the error stays cached).
+  local attempt
+  for attempt in 1 2; do
+    if ( cd "$mod" && env CGO_ENABLED=0 GOWORK=off GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
           nice -n "${SYNCMESH_BUILD_NICE:-0}" "$go" build -tags="$tags" -ldflags="$ldflags" -o "$tmp/" tool ) >&2; then
-    rm -rf "$tmp"; die "go build of $group failed"
-  fi
+      break
+    fi
+    if [[ $attempt == 2 ]]; then rm -rf "$tmp"; die "go build of $group failed"; fi
+    log "go build of $group failed; retrying once in 10s"; sleep 10
+  done
   # go names the etcd binary after go.etcd.io/etcd/server/v3 -> "server".
   if [[ $group == etcd && -x "$tmp/server" ]]; then mv "$tmp/server" "$tmp/etcd"; fi
   for o in "${outs[@]}"; do
