@@ -693,7 +693,7 @@ fn zintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let numkeys = numkeys as usize;
     if numkeys > args.len() - 2 {
-        return Err(CmdError::msg("Number of keys can't be greater than number of args"));
+        return Err(CmdError::Syntax);
     }
     let rest = &args[2 + numkeys..];
     let mut limit = 0usize;

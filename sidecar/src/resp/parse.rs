@@ -101,10 +101,12 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &RequestLimits) -> Result<Option<
         };
         let start = end + 2;
         if buf.len() < start + len + 2 {
-            // Make room for a large argument at once rather than growing step by step.
+            // Grow geometrically towards a large argument, but never allocate much more than
+            // has actually arrived: a client that only announces 512 MB gets nothing reserved.
             let needed = start + len + 2;
             if needed > buf.capacity() {
-                buf.reserve(needed - buf.len());
+                let grow = buf.capacity().max(64 * 1024).min(needed - buf.len());
+                buf.reserve(grow);
             }
             return Ok(None);
         }
@@ -136,6 +138,11 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError>
     }
 }
 
+/// C's `isspace`: what separates inline arguments.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c)
+}
+
 /// Splits an inline command line like a shell would, with Redis's quoting rules: `"..."` with
 /// `\n \r \t \b \a \\ \" \xHH` escapes, `'...'` with `\'`. A closing quote must be followed by a
 /// space or the end of the line.
@@ -144,7 +151,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -179,7 +186,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -196,7 +203,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     i += 1;
                     current.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -209,7 +216,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    c if is_space(c) => break,
                     b'"' => in_double = true,
                     b'\'' => in_single = true,
                     c => current.push(c),
@@ -258,6 +265,11 @@ mod tests {
         assert_eq!(parse_all(b"*99999999999\r\n").unwrap_err().0, "invalid multibulk length");
         assert_eq!(parse_all(b"*1\r\n+x\r\n").unwrap_err().0, "expected '$', got '+'");
         assert_eq!(parse_all(b"SET a \"b\r\n").unwrap_err().0, "unbalanced quotes in request");
+    }
+
+    #[test]
+    fn nul_bytes_are_ordinary_characters() {
+        assert_eq!(split_args(b"\0\0 a").unwrap(), vec![b"\0\0".to_vec(), b"a".to_vec()]);
     }
 
     #[test]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Bounded cargo-fuzz runs of every fuzz target (the RESP parser, the command layer).
+#
+#   tests/fuzz/run.sh [SECONDS_PER_TARGET]     default 30
+#
+# cargo-fuzz needs a nightly compiler; without a nightly toolchain the stable one is used with
+# RUSTC_BOOTSTRAP=1. Crashes are kept under sidecar/fuzz/artifacts/ for replay.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+seconds="${1:-30}"
+cd "$repo/sidecar"
+
+if ! command -v cargo-fuzz >/dev/null; then
+    echo "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+fi
+toolchain=()
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    toolchain=(+nightly)
+else
+    export RUSTC_BOOTSTRAP=1
+fi
+# The fuzz build keeps its own target directory next to the workspace's cache.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SYNCMESH_CACHE:-$HOME/.cache/syncmesh}/target}-fuzz"
+
+status=0
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+for target in $(cargo "${toolchain[@]}" fuzz list); do
+    mkdir -p "fuzz/corpus/$target"
+    echo "--- fuzz $target for ${seconds}s"
+    if cargo "${toolchain[@]}" fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=4096 >"$log" 2>&1; then
+        grep -E "^Done" "$log" || true
+    else
+        grep -vE "^\s+[0-9]+: |^\s+at |address range table" "$log" | tail -40
+        echo "fuzz target $target failed (input kept under sidecar/fuzz/artifacts/$target)"
+        status=1
+    fi
+done
+exit $status

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test of the project, installing what the tests need when it is missing.
+#
+#   tests/run-all.sh            everything (what CI runs)
+#   SKIP=k8s,fuzz tests/run-all.sh   skip some suites while iterating
+#
+# Suites: lint (fmt + clippy), cargo (unit, property and Rust-client tests), compat (redis-py
+# against redis-server side by side), cli (redis-cli), fuzz (bounded cargo-fuzz runs), k8s (the
+# control-plane smoke test). The last line is "suites: N passed, M failed".
+set -uo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+source "$repo/tests/lib/deps.sh"
+
+# Build artefacts live outside the clone so that a second run (and CI) reuses them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SYNCMESH_CACHE:-$HOME/.cache/syncmesh}/target}"
+export SYNCMESH_REPLICA_BIN="$CARGO_TARGET_DIR/debug/syncmesh-replica"
+
+skip="${SKIP:-}"
+passed=0
+failed=0
+failed_names=()
+
+suite() {
+    local name="$1"
+    shift
+    if [[ ",$skip," == *",$name,"* ]]; then
+        echo "=== $name: skipped (SKIP)"
+        return
+    fi
+    echo "=== $name: $*"
+    local start=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "=== $name: ok ($((SECONDS - start))s)"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+        echo "=== $name: FAILED ($((SECONDS - start))s)"
+    fi
+}
+
+install_test_dependencies || { echo "could not install the test dependencies" >&2; exit 2; }
+
+lint() {
+    cargo fmt --all -- --check && cargo clippy --workspace --all-targets --quiet -- -D warnings
+}
+
+suite lint lint
+suite cargo cargo test --workspace --quiet
+suite compat tests/compat/run.sh
+suite cli tests/cli/run.sh
+suite fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
+suite k8s bash tests/k8s/smoke.sh
+
+if ((failed > 0)); then
+    echo "failed suites: ${failed_names[*]}"
+fi
+echo "suites: $passed passed, $failed failed"
+((failed == 0))
