@@ -48,7 +48,7 @@ fn field(h: &HashPart, f: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(super::arity_error(args));
     }
     let added = {

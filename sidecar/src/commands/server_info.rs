@@ -413,7 +413,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
         "set" => {
-            if args.len() < 4 || args.len() % 2 != 0 {
+            if args.len() < 4 || !args.len().is_multiple_of(2) {
                 return Err(sub_arity_error(args));
             }
             for pair in args[2..].chunks(2) {

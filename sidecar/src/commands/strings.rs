@@ -197,10 +197,8 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         match expiry {
             Expiry::At(at) if at <= ctx.now => ctx.write(&args[1], Effect::Delete),
             Expiry::At(at) => ctx.write(&args[1], Effect::Expire { deadline: Some(at) }),
-            Expiry::Persist => {
-                if ctx.lookup(&args[1]).and_then(|e| e.deadline()).is_some() {
-                    ctx.write(&args[1], Effect::Expire { deadline: None });
-                }
+            Expiry::Persist if ctx.lookup(&args[1]).and_then(|e| e.deadline()).is_some() => {
+                ctx.write(&args[1], Effect::Expire { deadline: None })
             }
             _ => {}
         }
@@ -223,7 +221,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(super::arity_error(args));
     }
     let nx = eq_ic(&args[0], "msetnx");

@@ -74,13 +74,13 @@ fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     let rest = &args[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
         return Err(CmdError::msg("XX and NX options at the same time are not compatible"));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if nx && (gt || lt) || (gt && lt) {
         return Err(CmdError::msg("GT, LT, and/or NX options at the same time are not compatible"));
     }
     if incr && rest.len() > 2 {

@@ -232,9 +232,9 @@ impl Part {
     }
 }
 
-fn join_maps<V: Default + Clone>(mine: &mut Map<V>, theirs: &Map<V>, join: impl Fn(&mut V, &V))
+fn join_maps<V>(mine: &mut Map<V>, theirs: &Map<V>, join: impl Fn(&mut V, &V))
 where
-    V: PartialEq + EmptyCheck,
+    V: Default + Clone + PartialEq + EmptyCheck,
 {
     let empty = V::default();
     for (k, v) in mine.iter_mut() {

@@ -16,7 +16,7 @@ pub fn format_double(d: f64) -> String {
     let sci = format!("{:.*e}", (PRECISION - 1) as usize, d);
     let (mantissa, exp) = sci.split_once('e').expect("scientific notation");
     let exp: i32 = exp.parse().expect("exponent");
-    if exp < -4 || exp >= PRECISION {
+    if !(-4..PRECISION).contains(&exp) {
         let mantissa = trim_fraction(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
@@ -159,12 +159,13 @@ mod tests {
     #[test]
     fn doubles_format_like_redis() {
         assert_eq!(format_double(1.5), "1.5");
-        assert_eq!(format_double(1e30), "1.0000000000000001e+30");
+        assert_eq!(format_double(1e30), "1e+30");
+        assert_eq!(format_double(1e-30), "1.0000000000000001e-30");
         assert_eq!(format_double(0.1), "0.10000000000000001");
         assert_eq!(format_double(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(format_double(3.0), "3");
         assert_eq!(format_double(-2.5), "-2.5");
-        assert_eq!(format_double(1e-10), "1.0000000000000000e-10".replace(".0000000000000000", "").as_str());
+        assert_eq!(format_double(1e-10), "1e-10");
         assert_eq!(format_double(0.001), "0.001");
         assert_eq!(format_double(123456789.0), "123456789");
         assert_eq!(format_double(f64::INFINITY), "inf");

@@ -142,7 +142,7 @@ impl Server {
             out.error("NOAUTH Authentication required.");
             return;
         }
-        if client.multi.is_some() && !cmd.is(flags::TX_CONTROL) {
+        if let (Some(queued), false) = (client.multi.as_mut(), cmd.is(flags::TX_CONTROL)) {
             if cmd.is(flags::NO_MULTI) {
                 client.multi_error = true;
                 out.error("ERR Command not allowed inside a transaction");
@@ -153,7 +153,7 @@ impl Server {
                 out.error(&CmdError::Oom.to_string());
                 return;
             }
-            client.multi.as_mut().expect("in multi").push(args.to_vec());
+            queued.push(args.to_vec());
             out.simple("QUEUED");
             return;
         }

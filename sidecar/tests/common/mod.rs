@@ -1,0 +1,73 @@
+//! Starts real `syncmesh-replica` processes for integration tests and stops them on drop.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct ReplicaProcess {
+    pub port: u16,
+    pub admin_port: u16,
+    pub mesh_port: u16,
+    child: Child,
+}
+
+impl ReplicaProcess {
+    pub fn start(extra: &[&str]) -> ReplicaProcess {
+        let (port, admin_port, mesh_port) = (free_port(), free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_syncmesh-replica"))
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--admin-port", &admin_port.to_string(), "--admin-bind", "127.0.0.1"])
+            .args(["--mesh-port", &mesh_port.to_string(), "--mesh-bind", "127.0.0.1", "--mesh-insecure"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start syncmesh-replica");
+        let r = ReplicaProcess { port, admin_port, mesh_port, child };
+        r.wait_ready(Duration::from_secs(10));
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        let status = body.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let payload = body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, payload)
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() && self.http_get("/readyz").0 == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("replica on port {} did not become ready", self.port);
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
