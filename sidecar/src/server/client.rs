@@ -21,8 +21,9 @@ pub struct ClientInfo {
     pub name: Mutex<Option<String>>,
     pub lib_name: Mutex<Option<String>>,
     pub lib_ver: Mutex<Option<String>>,
-    pub last_cmd: Mutex<&'static str>,
-    /// Milliseconds since `created` of the last command.
+    /// Index in the command registry of the last command (usize::MAX: none yet).
+    pub last_cmd: AtomicUsize,
+    /// Unix milliseconds (replica clock) of the last command.
     pub last_active_ms: AtomicU64,
     pub db: AtomicUsize,
     pub resp: AtomicU8,
@@ -41,7 +42,7 @@ impl ClientInfo {
             name: Mutex::new(None),
             lib_name: Mutex::new(None),
             lib_ver: Mutex::new(None),
-            last_cmd: Mutex::new("NULL"),
+            last_cmd: AtomicUsize::new(usize::MAX),
             last_active_ms: AtomicU64::new(0),
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
@@ -59,7 +60,9 @@ impl ClientInfo {
     /// One line of `CLIENT LIST` / `CLIENT INFO`.
     pub fn describe(&self) -> String {
         let now = self.created.elapsed();
-        let idle_ms = (now.as_millis() as u64).saturating_sub(self.last_active_ms.load(Ordering::Relaxed));
+        let last = self.last_active_ms.load(Ordering::Relaxed);
+        let idle_ms =
+            if last == 0 { now.as_millis() as u64 } else { crate::server::unix_ms().saturating_sub(last) };
         let multi = if self.in_multi.load(Ordering::Relaxed) { "x" } else { "N" };
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
@@ -71,7 +74,11 @@ impl ClientInfo {
             idle_ms / 1000,
             multi,
             self.db.load(Ordering::Relaxed),
-            self.last_cmd.lock(),
+            crate::commands::registry()
+                .commands
+                .get(self.last_cmd.load(Ordering::Relaxed))
+                .map(|c| c.name)
+                .unwrap_or("NULL"),
             self.resp.load(Ordering::Relaxed),
             self.lib_name.lock().as_deref().unwrap_or(""),
             self.lib_ver.lock().as_deref().unwrap_or(""),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -20,6 +20,8 @@ use crate::resp::{parse_request, Protocol, Reply, RequestLimits};
 const FLUSH_AT: usize = 1 << 20;
 /// Redis's `client-query-buffer-limit` default.
 const QUERY_BUFFER_LIMIT: usize = 1 << 30;
+/// Most pipelined commands run under one lock acquisition (keeps other clients' latency low).
+const MAX_BATCH: usize = 64;
 
 pub async fn run(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
@@ -38,29 +40,41 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr) {
     let mut out = Reply::new(Protocol::Resp2);
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let limits = RequestLimits::default();
+    let mut protocol_error = None;
     let result: std::io::Result<()> = async {
         loop {
+            // Run every complete request in the buffer, in batches under one store lock.
+            let mut batch: Vec<Vec<Bytes>> = Vec::new();
             loop {
-                match parse_request(&mut inbuf, &limits) {
-                    Ok(Some(args)) => {
-                        if args.is_empty() {
-                            continue;
-                        }
-                        server.execute(&mut client, &mut out, &args);
-                        if client.close {
-                            break;
-                        }
-                        if out.len() >= FLUSH_AT {
-                            write_out(&server, &mut stream, &mut out).await?;
-                        }
-                    }
-                    Ok(None) => break,
+                let parsed = parse_request(&mut inbuf, &limits);
+                let done = !matches!(parsed, Ok(Some(_)));
+                match parsed {
+                    Ok(Some(args)) if args.is_empty() => continue,
+                    Ok(Some(args)) => batch.push(args),
+                    Ok(None) => {}
                     Err(e) => {
                         debug!(client = id, error = %e, "protocol error");
-                        out.error(&format!("ERR {e}"));
-                        client.close = true;
+                        protocol_error = Some(e);
+                    }
+                }
+                if batch.len() >= MAX_BATCH || (done && !batch.is_empty()) {
+                    server.execute_batch(&mut client, &mut out, &batch);
+                    batch.clear();
+                    if client.close {
                         break;
                     }
+                    if out.len() >= FLUSH_AT {
+                        write_out(&server, &mut stream, &mut out).await?;
+                    }
+                }
+                if done {
+                    break;
+                }
+            }
+            if let Some(e) = protocol_error.take() {
+                if !client.close {
+                    out.error(&format!("ERR {e}"));
+                    client.close = true;
                 }
             }
             if !out.is_empty() {
