@@ -20,8 +20,8 @@ pub const COMMANDS: &[Command] = &[
     cmd("hello", -1, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL, (0, 0, 0), "connection", "Handshakes with the server.", hello),
     cmd("auth", -2, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL, (0, 0, 0), "connection", "Authenticates the connection.", auth),
     cmd("select", 2, FAST | LOADING | STALE, (0, 0, 0), "connection", "Changes the selected database.", select),
-    cmd("quit", -1, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL, (0, 0, 0), "connection", "Closes the connection.", quit),
-    cmd("reset", 1, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL, (0, 0, 0), "connection", "Resets the connection.", reset),
+    cmd("quit", -1, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL | SUBSCRIBED_OK, (0, 0, 0), "connection", "Closes the connection.", quit),
+    cmd("reset", 1, FAST | NO_AUTH | STALE | LOADING | TX_CONTROL | SUBSCRIBED_OK, (0, 0, 0), "connection", "Resets the connection.", reset),
     cmd("client", -2, ADMIN | STALE | LOADING, (0, 0, 0), "connection", "A container for client connection commands.", client),
     cmd("multi", 1, FAST | LOADING | STALE | TX_CONTROL, (0, 0, 0), "transactions", "Starts a transaction.", multi),
     cmd("exec", 1, LOADING | STALE | TX_CONTROL, (0, 0, 0), "transactions", "Executes all commands in a transaction.", exec),
@@ -152,6 +152,13 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.client.multi_error = false;
     ctx.client.info.in_multi.store(false, Ordering::Relaxed);
     unwatch_all(ctx);
+    {
+        let mut hub = ctx.server.pubsub.lock();
+        hub.remove_client(ctx.client.id);
+    }
+    ctx.client.channels.clear();
+    ctx.client.patterns.clear();
+    ctx.client.info.subscriptions.store(0, Ordering::Relaxed);
     ctx.client.select(0);
     ctx.out.proto = Protocol::Resp2;
     ctx.client.info.resp.store(2, Ordering::Relaxed);

@@ -8,8 +8,9 @@ use super::flags::*;
 use super::{arg_i64, cmd, eq_ic, glob_match, CmdError, CmdResult, Command, Ctx};
 use crate::crdt::hll::REGISTERS;
 use crate::crdt::keyspace::{cell_string, string_value, Part};
+use crate::crdt::list::{position_between, Position};
 use crate::crdt::replica::DATABASES;
-use crate::crdt::{Blob, Effect, Ttl};
+use crate::crdt::{Blob, Dot, Effect, Ttl};
 
 #[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
@@ -283,6 +284,35 @@ pub fn recreate(part: &Part, deadline: Option<u64>) -> Vec<Effect> {
                 let updates =
                     (0..REGISTERS).filter(|&i| regs[i] > 0).map(|i| (i as u16, regs[i])).collect::<Vec<_>>();
                 effects.push(Effect::HllAdd { updates });
+            }
+        }
+        Part::List(l) => {
+            // Fresh positions for the copy, in order; their dot is filled in by the write.
+            let mut items = Vec::with_capacity(l.len());
+            let mut prev: Option<Position> = None;
+            for reg in l.items.values() {
+                let p = position_between(prev.as_ref(), None, Dot::default());
+                items.push((p.clone(), l.value_at(reg)));
+                prev = Some(p);
+            }
+            effects.push(Effect::ListInsert { items });
+        }
+        Part::Stream(s) => {
+            for (id, e) in &s.entries {
+                effects.push(Effect::StreamAdd { id: *id, fields: e.fields.clone() });
+            }
+            effects.push(Effect::StreamSetId {
+                last: s.last_id(),
+                entries_added: Some(s.entries_added()),
+                max_deleted: Some(s.max_deleted_id()),
+            });
+            for (name, g) in &s.groups {
+                let p = g.position.value();
+                effects.push(Effect::GroupCreate {
+                    group: name.clone(),
+                    last: g.last_delivered(),
+                    entries_read: p.and_then(|p| p.entries_read),
+                });
             }
         }
     }

@@ -20,8 +20,11 @@ pub mod connection;
 pub mod hashes;
 pub mod hll;
 pub mod keys;
+pub mod lists;
+pub mod pubsub;
 pub mod server_info;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod zsets;
 
@@ -43,6 +46,8 @@ pub mod flags {
     pub const BLOCKING: u32 = 1 << 9;
     pub const LOADING: u32 = 1 << 10;
     pub const STALE: u32 = 1 << 11;
+    /// Allowed in RESP2 subscriber mode.
+    pub const SUBSCRIBED_OK: u32 = 1 << 12;
 }
 
 pub type Handler = fn(&mut Ctx, &[Bytes]) -> Result<(), CmdError>;
@@ -145,6 +150,9 @@ pub fn registry() -> &'static Registry {
             sets::COMMANDS,
             zsets::COMMANDS,
             hll::COMMANDS,
+            lists::COMMANDS,
+            streams::COMMANDS,
+            pubsub::COMMANDS,
         ];
         let commands: Vec<&'static Command> = tables.iter().flat_map(|t| t.iter()).collect();
         let by_name = commands.iter().enumerate().map(|(i, c)| (c.name, i)).collect();
@@ -194,11 +202,77 @@ pub struct Ctx<'a> {
     pub out: &'a mut Reply,
     pub server: &'a Server,
     pub now: u64,
+    /// Whether a blocking command may block now.
+    pub blocking: Blocking,
+    /// Set by a blocking command that found nothing: the keys to wait on and until when.
+    pub block: Option<BlockRequest>,
+}
+
+/// How a blocking command behaves when it finds nothing.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Blocking {
+    /// Register and wait (a normal client command).
+    Allowed,
+    /// Reply as the non-blocking form would (inside MULTI/EXEC).
+    Never,
+    /// The server is retrying a waiting client's command: say "still nothing" without replying.
+    Serving,
+}
+
+/// What a blocked client waits for.
+#[derive(Debug, Clone)]
+pub struct BlockRequest {
+    pub keys: Vec<Blob>,
+    /// Unix ms (replica clock); None waits forever.
+    pub deadline: Option<u64>,
+    /// The reply on timeout.
+    pub on_timeout: TimeoutReply,
+    /// The command to retry when a key is ready, if it differs from the one given (XREAD `$`
+    /// becomes the id it meant when the client blocked).
+    pub retry_args: Option<Vec<Bytes>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutReply {
+    NullArray,
+    NullBulk,
 }
 
 impl<'a> Ctx<'a> {
+    pub fn new(
+        store: &'a mut Store,
+        client: &'a mut Client,
+        out: &'a mut Reply,
+        server: &'a Server,
+        now: u64,
+    ) -> Self {
+        let blocking = if client.multi.is_some() { Blocking::Never } else { Blocking::Allowed };
+        Ctx { store, client, out, server, now, blocking, block: None }
+    }
+
     pub fn db(&self) -> usize {
         self.client.db
+    }
+
+    /// A blocking command found nothing: wait on `keys` (or reply as the non-blocking form).
+    pub fn block_on(&mut self, keys: &[Bytes], timeout_ms: Option<u64>, on_timeout: TimeoutReply) {
+        match self.blocking {
+            Blocking::Allowed => {
+                self.block = Some(BlockRequest {
+                    keys: keys.iter().map(|k| Blob::from_slice(k)).collect(),
+                    deadline: timeout_ms.map(|t| self.now + t),
+                    on_timeout,
+                    retry_args: None,
+                })
+            }
+            Blocking::Serving => {
+                self.block = Some(BlockRequest { keys: vec![], deadline: None, on_timeout, retry_args: None })
+            }
+            Blocking::Never => match on_timeout {
+                TimeoutReply::NullArray => self.out.null_array(),
+                TimeoutReply::NullBulk => self.out.null(),
+            },
+        }
     }
 
     /// The key's entry if it exists and has not expired. An expired key is deleted on the spot,
@@ -297,6 +371,18 @@ pub fn arg_i64(b: &[u8]) -> Result<i64, CmdError> {
 
 pub fn arg_f64(b: &[u8]) -> Result<f64, CmdError> {
     parse_f64(b).ok_or(CmdError::NotFloat)
+}
+
+/// A blocking timeout in seconds (fractions allowed; 0 = forever), as BLPOP and friends take it.
+pub fn arg_timeout_secs(b: &[u8]) -> Result<Option<u64>, CmdError> {
+    let t = parse_f64(b)
+        .filter(|t| t.is_finite())
+        .ok_or_else(|| CmdError::msg("timeout is not a float or out of range"))?;
+    if t < 0.0 {
+        return Err(CmdError::msg("timeout is negative"));
+    }
+    let ms = (t * 1000.0).round() as u64;
+    Ok((ms > 0).then_some(ms))
 }
 
 pub fn arg_usize(b: &[u8]) -> Result<usize, CmdError> {

@@ -498,6 +498,12 @@ fn memory_estimate(key: &[u8], part: &Part) -> usize {
             Part::Set(s) => s.members.keys().map(|m| m.len() + 48).sum(),
             Part::ZSet(z) => z.members.keys().map(|m| 2 * m.len() + 96).sum(),
             Part::Hll(_) => crate::crdt::hll::REGISTERS,
+            Part::List(l) => l.items.values().map(|r| l.value_at(r).len() + 64).sum(),
+            Part::Stream(s) => s
+                .entries
+                .values()
+                .map(|e| 48 + e.fields.iter().map(|(f, v)| f.len() + v.len() + 16).sum::<usize>())
+                .sum(),
         }
 }
 
@@ -569,6 +575,8 @@ fn encoding(part: &Part) -> &'static str {
                 "skiplist"
             }
         }
+        Part::List(_) => "quicklist",
+        Part::Stream(_) => "stream",
     }
 }
 

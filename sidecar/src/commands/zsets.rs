@@ -46,6 +46,10 @@ pub const COMMANDS: &[Command] = &[
     cmd("zinter", -3, READONLY, (0, 0, 0), "sorted-set", "Returns the intersect of multiple sorted sets.", zsetop),
     cmd("zintercard", -3, READONLY, (0, 0, 0), "sorted-set", "Returns the number of members of the intersect of multiple sorted sets.", zintercard),
     cmd("zdiff", -3, READONLY, (0, 0, 0), "sorted-set", "Returns the difference between multiple sorted sets.", zsetop),
+    cmd("zmpop", -4, WRITE, (0, 0, 0), "sorted-set", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", zmpop),
+    cmd("bzpopmin", -3, WRITE | FAST | BLOCKING, (1, -2, 1), "sorted-set", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise.", bzpop),
+    cmd("bzpopmax", -3, WRITE | FAST | BLOCKING, (1, -2, 1), "sorted-set", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.", bzpop),
+    cmd("bzmpop", -5, WRITE | BLOCKING, (0, 0, 0), "sorted-set", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise.", zmpop),
     cmd("zrandmember", -2, READONLY, (1, 1, 1), "sorted-set", "Returns one or more random members from a sorted set.", zrandmember),
     cmd("zscan", -3, READONLY, (1, 1, 1), "sorted-set", "Iterates over members and scores of a sorted set.", zscan),
 ];
@@ -715,5 +719,80 @@ fn zintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         inputs[1..].iter().map(|i| i.iter().map(|(m, _)| m).collect()).collect();
     let n = inputs[0].iter().filter(|(m, _)| others.iter().all(|o| o.contains(m))).count();
     ctx.out.int(if limit > 0 { n.min(limit) } else { n } as i64);
+    Ok(())
+}
+
+/// BZPOPMIN / BZPOPMAX key [key ...] timeout.
+fn bzpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let max = eq_ic(&args[0], "bzpopmax");
+    let timeout = super::arg_timeout_secs(&args[args.len() - 1])?;
+    let keys = &args[1..args.len() - 1];
+    for key in keys {
+        if zset(ctx, key)?.is_some() {
+            let items = pop(ctx, key, max, 1)?;
+            let (m, s) = &items[0];
+            ctx.out.array(3);
+            ctx.out.bulk(key);
+            ctx.out.bulk(m);
+            ctx.out.double(*s);
+            return Ok(());
+        }
+    }
+    ctx.block_on(keys, timeout, super::TimeoutReply::NullArray);
+    Ok(())
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count] and BZMPOP timeout numkeys ...
+fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let blocking = eq_ic(&args[0], "bzmpop");
+    let (timeout, rest) =
+        if blocking { (Some(super::arg_timeout_secs(&args[1])?), &args[2..]) } else { (None, &args[1..]) };
+    let numkeys = arg_i64(&rest[0]).map_err(|_| CmdError::msg("numkeys should be greater than 0"))?;
+    if numkeys <= 0 {
+        return Err(CmdError::msg("numkeys should be greater than 0"));
+    }
+    let numkeys = numkeys as usize;
+    if numkeys + 1 >= rest.len() {
+        return Err(CmdError::Syntax);
+    }
+    let keys = &rest[1..=numkeys];
+    let max = if eq_ic(&rest[numkeys + 1], "max") {
+        true
+    } else if eq_ic(&rest[numkeys + 1], "min") {
+        false
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    let opts = &rest[numkeys + 2..];
+    let mut count = 1usize;
+    match opts.len() {
+        0 => {}
+        2 if eq_ic(&opts[0], "count") => {
+            let c = arg_i64(&opts[1]).map_err(|_| CmdError::msg("count should be greater than 0"))?;
+            if c <= 0 {
+                return Err(CmdError::msg("count should be greater than 0"));
+            }
+            count = c as usize;
+        }
+        _ => return Err(CmdError::Syntax),
+    }
+    for key in keys {
+        if zset(ctx, key)?.is_some() {
+            let items = pop(ctx, key, max, count)?;
+            ctx.out.array(2);
+            ctx.out.bulk(key);
+            ctx.out.array(items.len());
+            for (m, s) in &items {
+                ctx.out.array(2);
+                ctx.out.bulk(m);
+                ctx.out.double(*s);
+            }
+            return Ok(());
+        }
+    }
+    match timeout {
+        Some(t) => ctx.block_on(keys, t, super::TimeoutReply::NullArray),
+        None => ctx.out.null_array(),
+    }
     Ok(())
 }

@@ -14,8 +14,10 @@ use smallvec::SmallVec;
 use super::cell::{Cell, Register, Sum};
 use super::dot::{Dot, VersionVector};
 use super::hll::{self, Registers};
+use super::list::ListPart;
 use super::number::{format_float_value, parse_f64, parse_i64};
 use super::op::{Effect, Ttl};
+use super::stream::{GroupPosition, StreamPart};
 use super::Blob;
 
 pub type Hasher = ahash::RandomState;
@@ -30,6 +32,8 @@ pub enum Kind {
     ZSet,
     /// A HyperLogLog; Redis reports it as a string.
     Hll,
+    List,
+    Stream,
 }
 
 impl Kind {
@@ -40,6 +44,8 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::List => "list",
+            Kind::Stream => "stream",
         }
     }
 }
@@ -111,6 +117,8 @@ pub enum Part {
     Set(Box<SetPart>),
     ZSet(Box<ZSetPart>),
     Hll(Box<HllPart>),
+    List(Box<ListPart>),
+    Stream(Box<StreamPart>),
 }
 
 impl Part {
@@ -121,6 +129,8 @@ impl Part {
             Kind::Set => Part::Set(Box::default()),
             Kind::ZSet => Part::ZSet(Box::default()),
             Kind::Hll => Part::Hll(Box::default()),
+            Kind::List => Part::List(Box::default()),
+            Kind::Stream => Part::Stream(Box::default()),
         }
     }
 
@@ -131,6 +141,8 @@ impl Part {
             Part::Set(_) => Kind::Set,
             Part::ZSet(_) => Kind::ZSet,
             Part::Hll(_) => Kind::Hll,
+            Part::List(_) => Kind::List,
+            Part::Stream(_) => Kind::Stream,
         }
     }
 
@@ -142,6 +154,8 @@ impl Part {
             Part::Set(s) => s.members.is_empty(),
             Part::ZSet(z) => z.members.is_empty(),
             Part::Hll(h) => h.regs.is_none(),
+            Part::List(l) => l.is_empty(),
+            Part::Stream(s) => s.is_empty(),
         }
     }
 
@@ -149,6 +163,7 @@ impl Part {
     fn is_void(&self) -> bool {
         match self {
             Part::Hll(h) => h.regs.is_none() && h.dels.is_empty(),
+            Part::Stream(s) => s.is_empty() && s.group_deletes.is_empty(),
             other => other.is_empty(),
         }
     }
@@ -161,6 +176,8 @@ impl Part {
             Part::Set(s) => s.members.values().filter_map(|r| r.max_dot()).max(),
             Part::ZSet(z) => z.members.values().filter_map(|m| m.cell.max_dot()).max(),
             Part::Hll(h) => h.last_add,
+            Part::List(l) => l.max_dot(),
+            Part::Stream(s) => s.max_dot(),
         }
     }
 
@@ -192,6 +209,8 @@ impl Part {
                 });
             }
             Part::Hll(h) => h.delete(dot, ctx),
+            Part::List(l) => l.remove_covered(ctx),
+            Part::Stream(s) => s.remove_covered(ctx),
         }
     }
 
@@ -202,6 +221,8 @@ impl Part {
             Part::ZSet(z) => z.members.values_mut().for_each(|m| m.cell.compact(stable)),
             Part::Set(_) => {}
             Part::Hll(h) => h.dels.retain(|d| !stable.covers(*d)),
+            Part::List(_) => {}
+            Part::Stream(s) => s.compact(stable),
         }
     }
 
@@ -227,6 +248,8 @@ impl Part {
                 }
             }
             (Part::Hll(a), Part::Hll(b)) => a.join(b, my_ctx, other_ctx),
+            (Part::List(a), Part::List(b)) => a.join(b, my_ctx, other_ctx),
+            (Part::Stream(a), Part::Stream(b)) => a.join(b, my_ctx, other_ctx),
             _ => unreachable!("parts are joined by kind"),
         }
     }
@@ -601,6 +624,62 @@ impl Entry {
                 }
             }
             Effect::Flush => unreachable!("flush applies to a whole keyspace"),
+            Effect::ListInsert { items } => {
+                if let Part::List(l) = self.part_mut(Kind::List) {
+                    for (p, v) in items {
+                        l.insert(p.clone(), v.clone());
+                    }
+                }
+            }
+            Effect::ListRemove { positions } => {
+                if let Part::List(l) = self.part_mut(Kind::List) {
+                    for p in positions {
+                        l.remove(p);
+                    }
+                }
+            }
+            Effect::ListSet { position, value } => {
+                if let Part::List(l) = self.part_mut(Kind::List) {
+                    l.set(position, dot, value.clone(), ctx);
+                }
+            }
+            Effect::StreamAdd { id, fields } => {
+                if let Part::Stream(s) = self.part_mut(Kind::Stream) {
+                    s.add(*id, fields.clone(), dot, ctx, stable);
+                }
+            }
+            Effect::StreamDel { ids } => {
+                if let Part::Stream(s) = self.part_mut(Kind::Stream) {
+                    s.delete(ids, dot, ctx);
+                }
+            }
+            Effect::StreamSetId { last, entries_added, max_deleted } => {
+                if let Part::Stream(s) = self.part_mut(Kind::Stream) {
+                    s.set_id(*last, *entries_added, *max_deleted, dot, ctx);
+                }
+            }
+            Effect::GroupCreate { group, last, entries_read } => {
+                if let Part::Stream(s) = self.part_mut(Kind::Stream) {
+                    let position = GroupPosition { last_id: *last, entries_read: *entries_read };
+                    s.create_group(group, position, dot, ctx);
+                }
+            }
+            Effect::GroupDestroy { group } => {
+                if let Part::Stream(s) = self.part_mut(Kind::Stream) {
+                    s.destroy_group(group, dot, ctx);
+                }
+            }
+            Effect::GroupSetId { group, last, entries_read } => {
+                if let Part::Stream(s) = self.part_mut(Kind::Stream) {
+                    let position = GroupPosition { last_id: *last, entries_read: *entries_read };
+                    s.set_group_id(group, position, dot, ctx);
+                }
+            }
+            Effect::GroupAck { group, ids } => {
+                if let Part::Stream(s) = self.part_mut(Kind::Stream) {
+                    s.ack(group, ids);
+                }
+            }
         }
         self.parts.retain(|p| !p.is_void());
     }
@@ -673,6 +752,12 @@ impl Entry {
                     put(&r[..]);
                 }
             }
+            Part::List(l) => {
+                for reg in l.items.values() {
+                    put(&l.value_at(reg));
+                }
+            }
+            Part::Stream(s) => s.digest_into(&mut put),
         }
         Some(xxhash_rust::xxh3::xxh3_128(&buf))
     }

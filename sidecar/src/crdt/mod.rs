@@ -16,9 +16,11 @@ pub mod clock;
 pub mod dot;
 pub mod hll;
 pub mod keyspace;
+pub mod list;
 pub mod number;
 pub mod op;
 pub mod replica;
+pub mod stream;
 
 /// A byte string as stored: short keys and values (≤ 16 bytes) live inline, without a heap
 /// allocation.

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::list::Position;
+use super::stream::StreamId;
 use super::Blob;
 
 /// How a string write treats the key's time to live.
@@ -73,6 +75,50 @@ pub enum Effect {
     },
     /// `FLUSHDB`/`FLUSHALL`: every key of the database, as observed, goes (the op's key is empty).
     Flush,
+    /// LPUSH/RPUSH/LINSERT/LMOVE: elements at positions chosen by the writer.
+    ListInsert {
+        items: Vec<(Position, Blob)>,
+    },
+    /// Pops, LREM, LTRIM: the elements at these positions go.
+    ListRemove {
+        positions: Vec<Position>,
+    },
+    /// LSET.
+    ListSet {
+        position: Position,
+        value: Blob,
+    },
+    StreamAdd {
+        id: StreamId,
+        fields: Vec<(Blob, Blob)>,
+    },
+    /// XDEL, XTRIM.
+    StreamDel {
+        ids: Vec<StreamId>,
+    },
+    /// XSETID, XGROUP CREATE MKSTREAM (creates an empty stream).
+    StreamSetId {
+        last: StreamId,
+        entries_added: Option<i64>,
+        max_deleted: Option<StreamId>,
+    },
+    GroupCreate {
+        group: Blob,
+        last: StreamId,
+        entries_read: Option<i64>,
+    },
+    GroupDestroy {
+        group: Blob,
+    },
+    GroupSetId {
+        group: Blob,
+        last: StreamId,
+        entries_read: Option<i64>,
+    },
+    GroupAck {
+        group: Blob,
+        ids: Vec<StreamId>,
+    },
 }
 
 /// One write to one key of one logical database.

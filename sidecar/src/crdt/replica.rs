@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::clock::{Clock, Timestamp};
 use super::dot::{Dot, ReplicaId, VersionVector};
 use super::keyspace::Keyspace;
-use super::op::Op;
+use super::op::{Effect, Op};
 
 /// Number of logical databases (`SELECT 0`–`15`).
 pub const DATABASES: usize = 16;
@@ -101,9 +101,20 @@ impl Replica {
     }
 
     /// Applies a local write and returns its dot.
-    pub fn write(&mut self, op: Op, wall_ms: u64) -> Dot {
+    pub fn write(&mut self, mut op: Op, wall_ms: u64) -> Dot {
         let ts = self.clock.tick(wall_ms);
         let dot = Dot::new(self.id, ts);
+        // Positions of new list elements are chosen before the write has its dot: their
+        // placeholder `Dot::default()` means "this write".
+        if let Effect::ListInsert { items } = &mut op.effect {
+            for (position, _) in items.iter_mut() {
+                for entry in position.0.iter_mut() {
+                    if entry.1 == Dot::default() {
+                        entry.1 = dot;
+                    }
+                }
+            }
+        }
         if self.standalone {
             self.stable.observe(dot);
         }

@@ -6,7 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use std::collections::HashSet;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+
+use super::pubsub::Sink;
+use crate::commands::TimeoutReply;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -28,6 +34,10 @@ pub struct ClientInfo {
     pub db: AtomicUsize,
     pub resp: AtomicU8,
     pub in_multi: AtomicBool,
+    /// Channels plus patterns subscribed (for CLIENT LIST).
+    pub subscriptions: AtomicUsize,
+    /// Blocked in a blocking command (for INFO and CLIENT LIST).
+    pub blocked: AtomicBool,
     pub killed: AtomicBool,
     pub kill: Notify,
 }
@@ -47,6 +57,8 @@ impl ClientInfo {
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             in_multi: AtomicBool::new(false),
+            subscriptions: AtomicUsize::new(0),
+            blocked: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         }
@@ -63,17 +75,26 @@ impl ClientInfo {
         let last = self.last_active_ms.load(Ordering::Relaxed);
         let idle_ms =
             if last == 0 { now.as_millis() as u64 } else { crate::server::unix_ms().saturating_sub(last) };
-        let multi = if self.in_multi.load(Ordering::Relaxed) { "x" } else { "N" };
+        let flags = if self.in_multi.load(Ordering::Relaxed) {
+            "x"
+        } else if self.blocked.load(Ordering::Relaxed) {
+            "b"
+        } else if self.subscriptions.load(Ordering::Relaxed) > 0 {
+            "P"
+        } else {
+            "N"
+        };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
             self.name.lock().as_deref().unwrap_or(""),
             now.as_secs(),
             idle_ms / 1000,
-            multi,
+            flags,
             self.db.load(Ordering::Relaxed),
+            self.subscriptions.load(Ordering::Relaxed),
             crate::commands::registry()
                 .commands
                 .get(self.last_cmd.load(Ordering::Relaxed))
@@ -101,6 +122,19 @@ pub struct Client {
     pub close: bool,
     /// Writes made by this connection (for `WAIT`).
     pub last_write: Option<crate::crdt::Dot>,
+    pub channels: HashSet<Bytes>,
+    pub patterns: HashSet<Bytes>,
+    sink: Option<Arc<Sink>>,
+    /// Set when the last command blocked: what the connection now waits for.
+    pub blocked: Option<Blocked>,
+}
+
+/// A client waiting in a blocking command.
+pub struct Blocked {
+    pub waiter: u64,
+    pub reply: oneshot::Receiver<BytesMut>,
+    pub deadline: Option<u64>,
+    pub on_timeout: TimeoutReply,
 }
 
 impl Client {
@@ -116,7 +150,24 @@ impl Client {
             info,
             close: false,
             last_write: None,
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            sink: None,
+            blocked: None,
         }
+    }
+
+    /// The queue Pub/Sub messages reach this client through (its connection owns the other end).
+    pub fn set_sink(&mut self, sink: Arc<Sink>) {
+        self.sink = Some(sink);
+    }
+
+    pub fn subscriber_sink(&mut self) -> Arc<Sink> {
+        self.sink.get_or_insert_with(|| Sink::new(self.info.clone()).0).clone()
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
     }
 
     pub fn select(&mut self, db: usize) {

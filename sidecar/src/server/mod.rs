@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod pubsub;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -17,11 +18,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::commands::{flags, registry, CmdError, Ctx};
+use crate::commands::{flags, registry, Blocking, CmdError, Ctx};
 use crate::config::Config;
 use crate::crdt::{Clock, Replica, ReplicaId};
 use crate::metrics::Metrics;
-use crate::resp::Reply;
+use crate::resp::{Protocol, Reply};
 use client::{Client, ClientInfo};
 use store::Store;
 
@@ -64,7 +65,11 @@ pub struct Server {
     pub used_memory: AtomicU64,
     pub shutdown: watch::Sender<bool>,
     pub listen_addrs: Mutex<Vec<SocketAddr>>,
+    pub pubsub: Mutex<pubsub::Hub>,
 }
+
+/// Redis's default `client-output-buffer-limit pubsub` hard limit.
+pub const PUBSUB_BUFFER_LIMIT: u64 = 32 * 1024 * 1024;
 
 pub fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -98,6 +103,7 @@ impl Server {
             used_memory: AtomicU64::new(0),
             shutdown,
             listen_addrs: Mutex::new(Vec::new()),
+            pubsub: Mutex::new(pubsub::Hub::new(PUBSUB_BUFFER_LIMIT)),
         })
     }
 
@@ -125,14 +131,50 @@ impl Server {
 
     /// Runs a batch of pipelined commands under one acquisition of the store lock (they would
     /// run back to back anyway; this saves a lock hand-off per command between the threads).
-    pub fn execute_batch(&self, client: &mut Client, out: &mut Reply, batch: &[Vec<Bytes>]) {
+    /// Returns how many commands ran: a command that blocks ends the batch.
+    pub fn execute_batch(&self, client: &mut Client, out: &mut Reply, batch: &[Vec<Bytes>]) -> usize {
         let mut store = self.store.lock();
         // One clock reading per batch: the commands of a pipeline run at the same instant.
         let now = self.now_ms();
-        for args in batch {
+        for (i, args) in batch.iter().enumerate() {
             self.execute_locked(&mut store, client, out, args, now);
-            if client.close {
-                return;
+            if client.close || client.blocked.is_some() {
+                return i + 1;
+            }
+        }
+        batch.len()
+    }
+
+    /// Publishes to this replica's subscribers; returns how many received the message.
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        self.pubsub.lock().publish(channel, payload)
+    }
+
+    /// Retries the commands of clients blocked on keys that were written, in the order the
+    /// clients blocked; a served client gets its reply and stops waiting.
+    pub fn serve_blocked(&self, store: &mut Store, now: u64) {
+        while let Some((db, key)) = store.ready.pop() {
+            for waiter in store.waiters_on(db, &key) {
+                let Some((_, cmd)) = registry().get(&waiter.args[0]) else { continue };
+                let mut client = Client::new(waiter.client.clone(), true);
+                client.select(waiter.db);
+                let mut out = Reply::new(waiter.proto);
+                let mut ctx = Ctx::new(store, &mut client, &mut out, self, now);
+                ctx.blocking = Blocking::Serving;
+                let result = (cmd.run)(&mut ctx, &waiter.args);
+                let still_waiting = ctx.block.is_some();
+                match result {
+                    // The key changed type: keep waiting, as Redis does.
+                    Err(CmdError::WrongType) => continue,
+                    Err(e) => out.error(&e.to_string()),
+                    Ok(()) if still_waiting => continue,
+                    Ok(()) => {}
+                }
+                store.unblock(waiter.id);
+                waiter.client.blocked.store(false, Ordering::Relaxed);
+                if let Some(tx) = waiter.reply.lock().take() {
+                    let _ = tx.send(out.buf);
+                }
             }
         }
     }
@@ -169,6 +211,19 @@ impl Server {
             out.error("NOAUTH Authentication required.");
             return;
         }
+        if out.proto == Protocol::Resp2 && client.subscriptions() > 0 && !cmd.is(flags::SUBSCRIBED_OK) {
+            if cmd.name == "ping" {
+                out.array(2);
+                out.bulk(b"pong");
+                out.bulk(args.get(1).map(|a| &a[..]).unwrap_or(b""));
+                return;
+            }
+            out.error(&format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                cmd.name
+            ));
+            return;
+        }
         if let (Some(queued), false) = (client.multi.as_mut(), cmd.is(flags::TX_CONTROL)) {
             if cmd.is(flags::NO_MULTI) {
                 client.multi_error = true;
@@ -192,10 +247,21 @@ impl Server {
         let started = quanta::Instant::now();
         client.info.last_cmd.store(index, Ordering::Relaxed);
         client.info.last_active_ms.store(now, Ordering::Relaxed);
-        let mut ctx = Ctx { store, client, out, server: self, now };
-        if let Err(e) = (cmd.run)(&mut ctx, args) {
+        let mut ctx = Ctx::new(store, client, out, self, now);
+        let result = (cmd.run)(&mut ctx, args);
+        let block = ctx.block.take();
+        if let Err(e) = result {
             self.metrics.command_errors.inc();
             out.error(&e.to_string());
+        } else if let Some(b) = block {
+            let args = b.retry_args.unwrap_or_else(|| args.to_vec());
+            let (waiter, reply) = store.block(client.info.clone(), client.db, out.proto, args, b.keys);
+            client.info.blocked.store(true, Ordering::Relaxed);
+            client.blocked =
+                Some(client::Blocked { waiter, reply, deadline: b.deadline, on_timeout: b.on_timeout });
+        }
+        if !store.ready.is_empty() {
+            self.serve_blocked(store, now);
         }
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
         let (calls, latency) = &self.metrics.per_command[index];

@@ -2,12 +2,18 @@
 //! clients watching keys for `WATCH`, and counters for `INFO`. Every local write goes through
 //! [`Store::write`], so nothing that changes a key can forget to wake a watcher.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::client::ClientInfo;
 use crate::crdt::replica::{Delivery, Update};
 use crate::crdt::{Blob, Effect, Op, Replica};
+use crate::resp::Protocol;
 
 #[derive(Debug, Default, Clone)]
 pub struct StoreStats {
@@ -23,11 +29,34 @@ pub struct Store {
     pub stats: StoreStats,
     /// `(db, key)` → dirty flags of the transactions watching it.
     watchers: HashMap<(usize, Blob), Vec<Arc<AtomicBool>>>,
+    /// `(db, key)` → clients blocked on it, first come first served.
+    waiters: HashMap<(usize, Blob), VecDeque<Arc<Waiter>>>,
+    /// Keys with waiters that were written since the waiters were last served.
+    pub ready: Vec<(usize, Blob)>,
+    next_waiter: u64,
+}
+
+/// A client blocked in BLPOP, XREAD BLOCK, …: the command to retry when one of its keys changes.
+pub struct Waiter {
+    pub id: u64,
+    pub client: Arc<ClientInfo>,
+    pub db: usize,
+    pub proto: Protocol,
+    pub args: Vec<Bytes>,
+    pub keys: Vec<Blob>,
+    pub reply: Mutex<Option<oneshot::Sender<BytesMut>>>,
 }
 
 impl Store {
     pub fn new(replica: Replica) -> Store {
-        Store { replica, stats: StoreStats::default(), watchers: HashMap::new() }
+        Store {
+            replica,
+            stats: StoreStats::default(),
+            watchers: HashMap::new(),
+            waiters: HashMap::new(),
+            ready: Vec::new(),
+            next_waiter: 1,
+        }
     }
 
     /// Applies a local write.
@@ -70,8 +99,61 @@ impl Store {
         }
     }
 
-    /// Marks the transactions watching a key as dirty.
+    /// Registers a blocked client on its keys; returns the waiter's id.
+    pub fn block(
+        &mut self,
+        client: Arc<ClientInfo>,
+        db: usize,
+        proto: Protocol,
+        args: Vec<Bytes>,
+        keys: Vec<Blob>,
+    ) -> (u64, oneshot::Receiver<BytesMut>) {
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        let (tx, rx) = oneshot::channel();
+        let waiter =
+            Arc::new(Waiter { id, client, db, proto, args, keys: keys.clone(), reply: Mutex::new(Some(tx)) });
+        for k in keys {
+            self.waiters.entry((db, k)).or_default().push_back(waiter.clone());
+        }
+        (id, rx)
+    }
+
+    /// Removes a waiter; false if it was no longer registered (it has been served).
+    pub fn unblock(&mut self, id: u64) -> bool {
+        let mut found = false;
+        self.waiters.retain(|_, q| {
+            let before = q.len();
+            q.retain(|w| w.id != id);
+            found |= q.len() != before;
+            !q.is_empty()
+        });
+        found
+    }
+
+    /// The clients waiting on a key, in the order they blocked.
+    pub fn waiters_on(&self, db: usize, key: &[u8]) -> Vec<Arc<Waiter>> {
+        self.waiters
+            .get(&(db, Blob::from_slice(key)))
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn blocked_clients(&self) -> usize {
+        let mut ids: Vec<u64> = self.waiters.values().flatten().map(|w| w.id).collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    }
+
+    /// Marks the transactions watching a key as dirty, and its blocked clients as worth retrying.
     pub fn touch(&mut self, db: usize, key: &[u8]) {
+        if !self.waiters.is_empty() {
+            let k = (db, Blob::from_slice(key));
+            if self.waiters.contains_key(&k) && !self.ready.contains(&k) {
+                self.ready.push(k);
+            }
+        }
         if self.watchers.is_empty() {
             return;
         }
@@ -84,6 +166,13 @@ impl Store {
 
     /// Marks every watcher of a database (or all databases) dirty: `FLUSHDB`, `FLUSHALL`, `SWAPDB`.
     pub fn touch_db(&mut self, db: Option<usize>) {
+        let keys: Vec<(usize, Blob)> =
+            self.waiters.keys().filter(|(d, _)| db.is_none_or(|x| x == *d)).cloned().collect();
+        for k in keys {
+            if !self.ready.contains(&k) {
+                self.ready.push(k);
+            }
+        }
         for ((d, _), list) in &self.watchers {
             if db.is_none_or(|x| x == *d) {
                 for f in list {
