@@ -145,7 +145,9 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let ks = ctx.store.replica.db(ctx.client.db);
     let found: Vec<&Blob> = ks
         .iter()
-        .filter(|(k, e)| e.is_visible() && !e.is_expired(now) && glob_match(&args[1], k, false))
+        .filter(|(k, e)| {
+            e.is_visible() && !e.is_expired(now) && (&args[1][..] == b"*" || glob_match(&args[1], k, false))
+        })
         .map(|(k, _)| k)
         .collect();
     let out = &mut *ctx.out;
@@ -222,7 +224,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if e.is_expired(now) {
                 return;
             }
-            if opts.pattern.as_ref().is_some_and(|p| !glob_match(p, k, false)) {
+            if opts.pattern.as_ref().is_some_and(|p| &p[..] != b"*" && !glob_match(p, k, false)) {
                 return;
             }
             if opts.kind.as_deref().is_some_and(|t| t != kind.name()) {

@@ -139,7 +139,7 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (arg_i64(&args[2])?, arg_i64(&args[3])?);
     let values: Vec<Blob> = match list(ctx, &args[1])? {
         None => vec![],
-        Some(l) => match super::strings::clamp_range(start, stop, l.len()) {
+        Some(l) => match super::strings::index_range(start, stop, l.len()) {
             None => vec![],
             Some((s, e)) => l.items.values().skip(s).take(e - s + 1).map(|r| l.value_at(r)).collect(),
         },
@@ -227,7 +227,7 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let positions: Vec<Position> = match list(ctx, &args[1])? {
         None => vec![],
         Some(l) => {
-            let keep = super::strings::clamp_range(start, stop, l.len());
+            let keep = super::strings::index_range(start, stop, l.len());
             l.items
                 .keys()
                 .enumerate()
@@ -254,19 +254,19 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if eq_ic(&args[i], "rank") {
             rank = arg_i64(v)?;
             if rank == 0 {
-                return Err(CmdError::msg("RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the last match"));
+                return Err(CmdError::msg("RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"));
             }
             if rank == i64::MIN {
                 return Err(CmdError::msg("value is out of range"));
             }
         } else if eq_ic(&args[i], "count") {
-            let c = arg_i64(v)?;
+            let c = arg_i64(v).map_err(|_| CmdError::msg("COUNT can't be negative"))?;
             if c < 0 {
                 return Err(CmdError::msg("COUNT can't be negative"));
             }
             count = Some(c as usize);
         } else if eq_ic(&args[i], "maxlen") {
-            let m = arg_i64(v)?;
+            let m = arg_i64(v).map_err(|_| CmdError::msg("MAXLEN can't be negative"))?;
             if m < 0 {
                 return Err(CmdError::msg("MAXLEN can't be negative"));
             }
@@ -331,14 +331,14 @@ fn lmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let (src, dst) = (&args[1], &args[2]);
     let has = list(ctx, src)?.is_some();
-    list(ctx, dst)?;
     if !has {
         match timeout {
-            Some(t) => ctx.block_on(std::slice::from_ref(src), t, TimeoutReply::NullBulk),
+            Some(t) => ctx.block_on(std::slice::from_ref(src), t, TimeoutReply::NullArray),
             None => ctx.out.null(),
         }
         return Ok(());
     }
+    list(ctx, dst)?;
     let value = pop_values(ctx, src, from_left, 1)?.pop().expect("non-empty list");
     push_values(ctx, dst, &[Bytes::copy_from_slice(&value)], to_left)?;
     ctx.out.bulk(&value);

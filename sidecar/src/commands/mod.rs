@@ -407,6 +407,16 @@ pub fn unknown_subcommand(args: &[Bytes]) -> CmdError {
     ))
 }
 
+/// `ERR unknown subcommand or wrong number of arguments for 'CREATE'. Try XGROUP HELP.` (the
+/// text of containers that parse their own subcommands).
+pub fn sub_syntax_error(args: &[Bytes]) -> CmdError {
+    CmdError::msg(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        String::from_utf8_lossy(args.get(1).map(|b| &b[..]).unwrap_or(b"")),
+        String::from_utf8_lossy(&args[0]).to_uppercase()
+    ))
+}
+
 pub fn sub_arity_error(args: &[Bytes]) -> CmdError {
     CmdError::Arity(format!(
         "{}|{}",
@@ -424,6 +434,10 @@ pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
         } else {
             a == b
         }
+    }
+    // Redis's matcher never matches an empty string with a non-empty pattern (not even "*").
+    if s.is_empty() {
+        return pattern.is_empty();
     }
     let (mut p, mut i) = (0usize, 0usize);
     let (mut star_p, mut star_i) = (usize::MAX, 0usize);

@@ -7,10 +7,10 @@ use super::{cmd, unknown_subcommand, CmdResult, Command, Ctx};
 
 #[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
-    cmd("subscribe", -2, PUBSUB | LOADING | STALE | SUBSCRIBED_OK | NO_MULTI, (0, 0, 0), "pubsub", "Listens for messages published to channels.", subscribe),
-    cmd("unsubscribe", -1, PUBSUB | LOADING | STALE | SUBSCRIBED_OK | NO_MULTI, (0, 0, 0), "pubsub", "Stops listening to messages posted to channels.", subscribe),
-    cmd("psubscribe", -2, PUBSUB | LOADING | STALE | SUBSCRIBED_OK | NO_MULTI, (0, 0, 0), "pubsub", "Listens for messages published to channels that match one or more patterns.", subscribe),
-    cmd("punsubscribe", -1, PUBSUB | LOADING | STALE | SUBSCRIBED_OK | NO_MULTI, (0, 0, 0), "pubsub", "Stops listening to messages published to channels that match one or more patterns.", subscribe),
+    cmd("subscribe", -2, PUBSUB | LOADING | STALE | SUBSCRIBED_OK, (0, 0, 0), "pubsub", "Listens for messages published to channels.", subscribe),
+    cmd("unsubscribe", -1, PUBSUB | LOADING | STALE | SUBSCRIBED_OK, (0, 0, 0), "pubsub", "Stops listening to messages posted to channels.", subscribe),
+    cmd("psubscribe", -2, PUBSUB | LOADING | STALE | SUBSCRIBED_OK, (0, 0, 0), "pubsub", "Listens for messages published to channels that match one or more patterns.", subscribe),
+    cmd("punsubscribe", -1, PUBSUB | LOADING | STALE | SUBSCRIBED_OK, (0, 0, 0), "pubsub", "Stops listening to messages published to channels that match one or more patterns.", subscribe),
     cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, (0, 0, 0), "pubsub", "Posts a message to a channel.", publish),
     cmd("pubsub", -2, PUBSUB | LOADING | STALE, (0, 0, 0), "pubsub", "A container for Pub/Sub commands.", pubsub),
 ];
@@ -104,7 +104,7 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.out.array(1);
             ctx.out.simple("PUBSUB <CHANNELS|NUMSUB|NUMPAT|HELP>");
         }
-        "channels" | "numpat" => return Err(super::sub_arity_error(args)),
+        "channels" | "numpat" => return Err(super::sub_syntax_error(args)),
         _ => return Err(unknown_subcommand(args)),
     }
     Ok(())

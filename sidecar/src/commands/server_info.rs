@@ -137,9 +137,10 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     if want("clients") {
         let _ = write!(
             s,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n\r\n",
             server.client_count(),
-            server.settings.read().maxclients
+            server.settings.read().maxclients,
+            ctx.store.blocked_clients()
         );
     }
     if want("memory") {
@@ -387,6 +388,13 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("slowlog-max-len", "128".to_string()),
         ("lua-time-limit", "5000".to_string()),
         ("cluster-enabled", "no".to_string()),
+        (
+            "client-output-buffer-limit",
+            format!(
+                "normal 0 0 0 slave 268435456 67108864 60 pubsub {} 8388608 60",
+                ctx.server.pubsub.lock().limit.load(std::sync::atomic::Ordering::Relaxed)
+            ),
+        ),
     ]
 }
 
@@ -476,6 +484,26 @@ fn config_set(ctx: &mut Ctx, name: &[u8], value: &[u8]) -> CmdResult {
             st.maxmemory_policy = value_s;
         }
         "notify-keyspace-events" => st.notify_keyspace_events = value_s,
+        "client-output-buffer-limit" => {
+            let words: Vec<&str> = value_s.split_whitespace().collect();
+            if words.is_empty() || !words.len().is_multiple_of(4) {
+                return Err(invalid("Wrong number of arguments in buffer limit configuration."));
+            }
+            for class in words.chunks(4) {
+                if !["normal", "slave", "replica", "pubsub"].contains(&class[0]) {
+                    return Err(invalid("Invalid client class specified in buffer limit configuration."));
+                }
+                let hard = parse_memory(class[1]).map_err(|_| {
+                    invalid("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+                })?;
+                parse_memory(class[2]).map_err(|_| {
+                    invalid("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+                })?;
+                if class[0] == "pubsub" {
+                    ctx.server.pubsub.lock().limit.store(hard, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
         "save" | "appendonly" | "hz" | "slowlog-log-slower-than" | "slowlog-max-len" | "lua-time-limit" => {}
         _ => {
             return Err(CmdError::msg(format!(

@@ -35,13 +35,8 @@ fn invalid_id() -> CmdError {
     CmdError::msg("Invalid stream ID specified as stream command argument")
 }
 
-/// Parses `ms-seq` or `ms` (then `seq` is `missing_seq`), `-` and `+`.
+/// Parses `ms-seq` or `ms` (then `seq` is `missing_seq`).
 pub fn parse_id(b: &[u8], missing_seq: u64) -> Result<StreamId, CmdError> {
-    match b {
-        b"-" => return Ok(StreamId::MIN),
-        b"+" => return Ok(StreamId::MAX),
-        _ => {}
-    }
     let s = std::str::from_utf8(b).map_err(|_| invalid_id())?;
     let (ms, seq) = match s.split_once('-') {
         Some((ms, seq)) => (ms, Some(seq)),
@@ -59,13 +54,22 @@ pub fn parse_id(b: &[u8], missing_seq: u64) -> Result<StreamId, CmdError> {
     Ok(StreamId::new(ms, seq))
 }
 
-/// A range bound: `(id` is exclusive.
-fn parse_bound(b: &[u8], start: bool) -> Result<Option<StreamId>, CmdError> {
+/// A range bound: `-`, `+`, an id, or `(id` (exclusive).
+fn parse_bound(b: &[u8], start: bool) -> Result<StreamId, CmdError> {
+    match b {
+        b"-" => return Ok(StreamId::MIN),
+        b"+" => return Ok(StreamId::MAX),
+        _ => {}
+    }
     if let Some(rest) = b.strip_prefix(b"(") {
         let id = parse_id(rest, if start { 0 } else { u64::MAX })?;
-        return Ok(if start { id.next() } else { id.prev() });
+        return if start {
+            id.next().ok_or_else(|| CmdError::msg("invalid start ID for the interval"))
+        } else {
+            id.prev().ok_or_else(|| CmdError::msg("invalid end ID for the interval"))
+        };
     }
-    Ok(Some(parse_id(b, if start { 0 } else { u64::MAX })?))
+    parse_id(b, if start { 0 } else { u64::MAX })
 }
 
 pub fn stream<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c StreamPart>, CmdError> {
@@ -193,6 +197,11 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             nomkstream = true;
             i += 1;
         } else if eq_ic(a, "maxlen") || eq_ic(a, "minid") {
+            if trim.is_some() {
+                return Err(CmdError::msg(
+                    "syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
+            }
             let (spec, next) = parse_trim(args, i)?;
             trim = Some(spec);
             i = next;
@@ -202,6 +211,9 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let id_arg = &args[i];
     let fields = &args[i + 1..];
+    if &id_arg[..] != b"*" {
+        parse_id(id_arg.strip_suffix(b"-*").unwrap_or(id_arg), 0)?;
+    }
     if fields.is_empty() || !fields.len().is_multiple_of(2) {
         return Err(CmdError::Arity("xadd".into()));
     }
@@ -229,7 +241,9 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         if ms == last.ms {
             if last.seq == u64::MAX {
-                return Err(too_small());
+                return Err(CmdError::msg(
+                    "The stream has exhausted the last possible ID, unable to add more items",
+                ));
             }
             StreamId::new(ms, last.seq + 1)
         } else {
@@ -273,12 +287,17 @@ fn xrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         4 => {}
         6 if eq_ic(&args[4], "count") => {
             let c = arg_i64(&args[5])?;
-            count = if c < 0 { 0 } else { c as usize };
+            if c <= 0 {
+                ctx.out.null_array();
+                return Ok(());
+            }
+            count = c as usize;
         }
         _ => return Err(CmdError::Syntax),
     }
-    let entries: Entries = match (stream(ctx, &args[1])?, start, end) {
-        (Some(s), Some(a), Some(b)) if a <= b && count > 0 => {
+    let entries: Entries = match stream(ctx, &args[1])? {
+        Some(s) if start <= end => {
+            let (a, b) = (start, end);
             let range = s.entries.range(a..=b).map(|(id, e)| (*id, e.fields.clone()));
             if rev {
                 range.rev().take(count).collect()
@@ -317,7 +336,12 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         } else if group_mode && eq_ic(a, "group") && i + 2 < args.len() {
             group = Some((Blob::from_slice(&args[i + 1]), Blob::from_slice(&args[i + 2])));
             i += 3;
-        } else if group_mode && eq_ic(a, "noack") {
+        } else if eq_ic(a, "noack") {
+            if !group_mode {
+                return Err(CmdError::msg(
+                    "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
             noack = true;
             i += 1;
         } else if eq_ic(a, "streams") {
@@ -327,11 +351,13 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     };
     let rest = &args[streams_at..];
-    if rest.is_empty() || !rest.len().is_multiple_of(2) {
-        let name = if group_mode { "xreadgroup" } else { "xread" };
-        return Err(CmdError::msg(format!(
-            "Unbalanced '{name}' list of streams: for each stream key an ID or '$' must be specified."
-        )));
+    if rest.is_empty() {
+        return Err(CmdError::Syntax);
+    }
+    if !rest.len().is_multiple_of(2) {
+        return Err(CmdError::msg(
+            "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+        ));
     }
     if group_mode && group.is_none() {
         return Err(CmdError::msg("Missing GROUP option for XREADGROUP"));
@@ -353,14 +379,15 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             if &id[..] == b">" {
                 after.push(None);
+            } else if &id[..] == b"$" {
+                return Err(CmdError::msg("The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set."));
             } else {
                 after.push(Some(parse_id(id, 0)?));
             }
+        } else if &id[..] == b">" {
+            return Err(CmdError::msg("The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."));
         } else if &id[..] == b"$" {
             after.push(Some(s.map(|s| s.last_id()).unwrap_or_default()));
-        } else if &id[..] == b"+" {
-            let last = s.and_then(|s| s.entries.keys().next_back().copied());
-            after.push(Some(last.and_then(|l| l.prev()).unwrap_or(StreamId::MAX)));
         } else {
             after.push(Some(parse_id(id, 0)?));
         }
@@ -435,6 +462,8 @@ fn read_group(
 ) -> Vec<(StreamId, Option<Vec<(Blob, Blob)>>)> {
     let now = ctx.now;
     let Some(s) = stream_mut(ctx, key) else { return vec![] };
+    let added = s.entries_added();
+    let gapless = s.max_deleted_id() < s.entries.keys().next().copied().unwrap_or(StreamId::MAX);
     let StreamPart { entries, groups, .. } = s;
     let Some(g) = groups.get_mut(group) else { return vec![] };
     let c = g
@@ -453,7 +482,18 @@ fn read_group(
                 .collect();
             if let Some((last, _)) = fresh.last() {
                 g.delivered = *last;
-                g.entries_read = g.entries_read.map(|n| n + fresh.len() as i64);
+                // Counted exactly once known; estimated (as Redis does) while the stream has no
+                // deletions in the middle.
+                g.entries_read = match g.entries_read {
+                    Some(n) => Some(n + fresh.len() as i64),
+                    None if gapless => Some(
+                        added
+                            - entries
+                                .range((std::ops::Bound::Excluded(*last), std::ops::Bound::Unbounded))
+                                .count() as i64,
+                    ),
+                    None => None,
+                };
                 if let Some(c) = g.consumers.get_mut(consumer) {
                     c.active_ms = Some(now);
                 }
@@ -472,13 +512,25 @@ fn read_group(
             }
             fresh.into_iter().map(|(id, f)| (id, Some(f))).collect()
         }
-        Some(from) => g
-            .pending
-            .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
-            .filter(|(_, p)| p.consumer[..] == consumer[..])
-            .take(count)
-            .map(|(id, _)| (*id, entries.get(id).map(|e| e.fields.clone())))
-            .collect(),
+        Some(from) => {
+            let history: Vec<(StreamId, Option<Vec<(Blob, Blob)>>)> = g
+                .pending
+                .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+                .filter(|(_, p)| p.consumer[..] == consumer[..])
+                .take(count)
+                .map(|(id, _)| (*id, entries.get(id).map(|e| e.fields.clone())))
+                .collect();
+            // Reading the history delivers those entries again.
+            for (id, fields) in &history {
+                if fields.is_some() {
+                    if let Some(p) = g.pending.get_mut(id) {
+                        p.deliveries += 1;
+                        p.delivered_ms = now;
+                    }
+                }
+            }
+            history
+        }
     }
 }
 
@@ -573,7 +625,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let arity = |min: usize, max: usize| {
         if args.len() < min || args.len() > max {
-            Err(super::sub_arity_error(args))
+            Err(super::sub_syntax_error(args))
         } else {
             Ok(())
         }
@@ -589,7 +641,8 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     mkstream = true;
                     i += 1;
                 } else if eq_ic(&args[i], "entriesread") && i + 1 < args.len() {
-                    let n = arg_i64(&args[i + 1])?;
+                    let n = arg_i64(&args[i + 1])
+                        .map_err(|_| CmdError::msg("value for ENTRIESREAD must be positive or -1"))?;
                     if n < -1 {
                         return Err(CmdError::msg("value for ENTRIESREAD must be positive or -1"));
                     }
@@ -599,6 +652,8 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     return Err(CmdError::Syntax);
                 }
             }
+            let dollar = &args[4][..] == b"$";
+            let given = if dollar { None } else { Some(parse_id(&args[4], 0)?) };
             let s = stream(ctx, key)?;
             if s.is_none() && !mkstream {
                 return Err(CmdError::msg("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."));
@@ -606,17 +661,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if s.is_some_and(|s| s.groups.contains_key(&group[..])) {
                 return Err(CmdError::Raw("BUSYGROUP Consumer Group name already exists".into()));
             }
-            let dollar = &args[4][..] == b"$";
-            let last =
-                if dollar { s.map(|s| s.last_id()).unwrap_or_default() } else { parse_id(&args[4], 0)? };
-            // Redis knows how many entries the group has read only at the start or the end.
-            if entries_read.is_none() {
-                if dollar {
-                    entries_read = Some(s.map(|s| s.entries_added()).unwrap_or(0));
-                } else if last == StreamId::MIN {
-                    entries_read = Some(0);
-                }
-            }
+            let last = given.unwrap_or_else(|| s.map(|s| s.last_id()).unwrap_or_default());
             if s.is_none() {
                 ctx.write(
                     key,
@@ -793,7 +838,7 @@ fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         Some((start, end, count, consumer)) => {
             let rows: Vec<(StreamId, Pending)> = match (start, end) {
-                (Some(a), Some(b)) if a <= b => g
+                (a, b) if a <= b => g
                     .pending
                     .range(a..=b)
                     .filter(|(_, p)| consumer.as_ref().is_none_or(|c| p.consumer[..] == c[..]))
@@ -928,12 +973,12 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let min_idle = arg_i64(&args[4])
         .map_err(|_| CmdError::msg("Invalid min-idle-time argument for XAUTOCLAIM"))?
         .max(0) as u64;
-    let start = parse_bound(&args[5], true)?.unwrap_or(StreamId::MAX);
+    let start = parse_bound(&args[5], true)?;
     let (mut count, mut justid) = (100usize, false);
     let mut i = 6;
     while i < args.len() {
         if eq_ic(&args[i], "count") && i + 1 < args.len() {
-            let c = arg_i64(&args[i + 1])?;
+            let c = arg_i64(&args[i + 1]).map_err(|_| CmdError::msg("COUNT must be > 0"))?;
             if c < 1 || c > i64::MAX / 10 {
                 return Err(CmdError::msg("COUNT must be > 0"));
             }
@@ -1010,7 +1055,7 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 let c = arg_i64(&args[5])?;
                 count = if c <= 0 { usize::MAX } else { c as usize };
             } else if (full && args.len() != 4) || (!full && args.len() != 3) {
-                return Err(CmdError::Syntax);
+                return Err(super::sub_syntax_error(args));
             }
             let Some(s) = stream(ctx, &args[2])? else { return Err(CmdError::NoSuchKey) };
             let s = s.clone();
@@ -1070,7 +1115,7 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.out.array(1);
             ctx.out.simple("XINFO <CONSUMERS|GROUPS|STREAM|HELP>");
         }
-        "stream" | "groups" | "consumers" => return Err(super::sub_arity_error(args)),
+        "stream" | "groups" | "consumers" => return Err(super::sub_syntax_error(args)),
         _ => return Err(unknown_subcommand(args)),
     }
     Ok(())

@@ -267,8 +267,20 @@ fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Resolves Redis's inclusive `start`/`end` (negatives count from the end) against `len`;
-/// None when the range is empty.
+/// Resolves an inclusive index range the way LRANGE, LTRIM and ZRANGE do (negatives count from
+/// the end; an end before the start of the list selects nothing). None when empty.
+pub fn index_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let s = if start < 0 { (len + start).max(0) } else { start };
+    let e = if end < 0 { len + end } else { end.min(len - 1) };
+    if s > e || s >= len {
+        return None;
+    }
+    Some((s as usize, e as usize))
+}
+
+/// Resolves Redis's inclusive `start`/`end` for strings (GETRANGE, BITCOUNT): negatives count
+/// from the end and both ends are clamped into the string. None when the range is empty.
 pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
     let mut s = if start < 0 { len + start } else { start };

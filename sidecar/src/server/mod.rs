@@ -68,6 +68,9 @@ pub struct Server {
     pub pubsub: Mutex<pubsub::Hub>,
 }
 
+/// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
+const CONTAINERS: &[&str] = &["client", "config", "command", "pubsub", "object", "memory", "xinfo", "xgroup"];
+
 /// Redis's default `client-output-buffer-limit pubsub` hard limit.
 pub const PUBSUB_BUFFER_LIMIT: u64 = 32 * 1024 * 1024;
 
@@ -218,9 +221,14 @@ impl Server {
                 out.bulk(args.get(1).map(|a| &a[..]).unwrap_or(b""));
                 return;
             }
+            let full = match args.get(1) {
+                Some(sub) if CONTAINERS.contains(&cmd.name) => {
+                    format!("{}|{}", cmd.name, String::from_utf8_lossy(sub).to_ascii_lowercase())
+                }
+                _ => cmd.name.to_string(),
+            };
             out.error(&format!(
-                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                cmd.name
+                "ERR Can't execute '{full}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             ));
             return;
         }
