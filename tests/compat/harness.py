@@ -581,3 +581,91 @@ def wait_until(pred, timeout: float = 3.0, interval: float = 0.02):
         if time.monotonic() >= end:
             return v
         time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- per-server scenarios
+# Blocking commands and Pub/Sub need several connections to one server at once, so such tests
+# run the same scenario against each server separately and compare the observable outcomes.
+
+
+def each(servers, scenario):
+    """Run scenario(server) against the oracle and the target (in parallel, each on its own
+    connections); the outcomes must be equal. Returns the oracle's outcome."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        futures = [ex.submit(scenario, s) for s in servers]
+        outcomes = [f.result() for f in futures]
+    a, b = outcomes
+    Stats.comparisons += 1
+    if a != b:
+        Stats.mismatches += 1
+        raise AssertionError(f"outcome differs\n  redis-server: {short(a, 1500)}\n"
+                             f"  {servers[1].kind:>12}: {short(b, 1500)}")
+    return a
+
+
+def blocked_count(server) -> int | None:
+    """INFO clients blocked_clients, or None when the server does not report it."""
+    with server.raw() as c:
+        info = c.cmd("INFO", "clients")
+    for line in info.split(b"\r\n"):
+        if line.startswith(b"blocked_clients:"):
+            return int(line.split(b":")[1])
+    return None
+
+
+def wait_blocked(server, n: int, timeout: float = 0.4) -> bool:
+    """Wait until INFO reports at least n blocked clients. A server whose count never gets
+    there only costs `timeout` seconds: the scenario's outcome is what a test checks."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = blocked_count(server)
+        if v is not None and v >= n:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+#: raw connections opened by scenario helpers; close_tracked() closes them after a test, so that
+#: a blocked client or a subscriber left behind (e.g. by a failed test) cannot affect the next one
+_TRACKED: list[RawConn] = []
+
+
+def tracked(c: RawConn) -> RawConn:
+    _TRACKED.append(c)
+    return c
+
+
+def close_tracked():
+    while _TRACKED:
+        _TRACKED.pop().close()
+
+
+def send_only(server, *cmd, protocol: int = 2) -> RawConn:
+    """A fresh raw connection that has sent cmd (often a blocking one) without reading the reply."""
+    c = tracked(server.raw(timeout=5))
+    if protocol == 3:
+        c.cmd("HELLO", "3")
+    c.send(encode_command(*cmd))
+    return c
+
+
+def reply_within(c: RawConn, timeout: float = 5) -> bytes:
+    """The next reply on c (exact bytes); socket.timeout if none comes within `timeout` s."""
+    c.sock.settimeout(timeout)
+    return c.read_reply()
+
+
+def silent(c: RawConn, wait: float = 0.15) -> bool:
+    """True when nothing arrives on c within `wait` seconds (what arrives stays buffered)."""
+    if c.buf:
+        return False
+    c.sock.settimeout(wait)
+    try:
+        chunk = c.sock.recv(1 << 16)
+    except socket.timeout:
+        return True
+    except OSError:      # reset by the peer: not silent
+        return False
+    c.buf += chunk       # b"" when the peer closed: not silent either
+    return False
