@@ -333,6 +333,8 @@ fn lmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let has = list(ctx, src)?.is_some();
     if !has {
         match timeout {
+            // Inside MULTI the blocking form answers like LMOVE; a timeout answers a null array.
+            Some(_) if ctx.blocking == super::Blocking::Never => ctx.out.null(),
             Some(t) => ctx.block_on(std::slice::from_ref(src), t, TimeoutReply::NullArray),
             None => ctx.out.null(),
         }

@@ -104,7 +104,8 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.out.array(1);
             ctx.out.simple("PUBSUB <CHANNELS|NUMSUB|NUMPAT|HELP>");
         }
-        "channels" | "numpat" => return Err(super::sub_syntax_error(args)),
+        "channels" => return Err(super::sub_syntax_error(args)),
+        "numpat" => return Err(super::sub_arity_error(args)),
         _ => return Err(unknown_subcommand(args)),
     }
     Ok(())

@@ -562,6 +562,11 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let (spec, next) = parse_trim(args, 2)?;
     if next != args.len() {
+        if eq_ic(&args[next], "maxlen") || eq_ic(&args[next], "minid") {
+            return Err(CmdError::msg(
+                "syntax error, MAXLEN and MINID options at the same time are not compatible",
+            ));
+        }
         return Err(CmdError::Syntax);
     }
     let doomed = stream(ctx, &args[1])?.map(|s| ids_to_trim(s, &spec)).unwrap_or_default();
@@ -624,7 +629,9 @@ fn nogroup(key: &[u8], group: &[u8]) -> CmdError {
 fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let arity = |min: usize, max: usize| {
-        if args.len() < min || args.len() > max {
+        if args.len() < min {
+            Err(super::sub_arity_error(args))
+        } else if args.len() > max {
             Err(super::sub_syntax_error(args))
         } else {
             Ok(())
@@ -641,15 +648,14 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     mkstream = true;
                     i += 1;
                 } else if eq_ic(&args[i], "entriesread") && i + 1 < args.len() {
-                    let n = arg_i64(&args[i + 1])
-                        .map_err(|_| CmdError::msg("value for ENTRIESREAD must be positive or -1"))?;
+                    let n = arg_i64(&args[i + 1])?;
                     if n < -1 {
                         return Err(CmdError::msg("value for ENTRIESREAD must be positive or -1"));
                     }
                     entries_read = (n >= 0).then_some(n);
                     i += 2;
                 } else {
-                    return Err(CmdError::Syntax);
+                    return Err(super::sub_syntax_error(args));
                 }
             }
             let dollar = &args[4][..] == b"$";
@@ -680,6 +686,9 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     return Err(CmdError::Syntax);
                 }
                 let n = arg_i64(&args[6])?;
+                if n < -1 {
+                    return Err(CmdError::msg("value for ENTRIESREAD must be positive or -1"));
+                }
                 entries_read = (n >= 0).then_some(n);
             }
             let Some(s) = stream(ctx, key)? else {
@@ -1115,7 +1124,7 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.out.array(1);
             ctx.out.simple("XINFO <CONSUMERS|GROUPS|STREAM|HELP>");
         }
-        "stream" | "groups" | "consumers" => return Err(super::sub_syntax_error(args)),
+        "stream" | "groups" | "consumers" => return Err(super::sub_arity_error(args)),
         _ => return Err(unknown_subcommand(args)),
     }
     Ok(())

@@ -216,7 +216,15 @@ impl Connection {
             return Ok(());
         }
         self.server.stats.net_output.fetch_add(self.out.buf.len() as u64, Ordering::Relaxed);
-        self.stream.write_all(&self.out.buf).await?;
+        let info = self.client.info.clone();
+        // A client that does not read must not pin this task: a kill (for example by the Pub/Sub
+        // output-buffer limit) interrupts the write.
+        tokio::select! {
+            r = self.stream.write_all(&self.out.buf) => r?,
+            _ = info.kill.notified() => {
+                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
+            }
+        }
         self.out.buf.clear();
         Ok(())
     }
