@@ -78,6 +78,20 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
+    /// Address peers should dial to reach this replica's mesh port (HOST:PORT); by default the
+    /// address a peer sees the connection come from, with --mesh-port.
+    #[arg(long, env = "SYNCMESH_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+
+    /// Seconds after which a member nobody has heard from is retired (its metadata collected).
+    #[arg(long, env = "SYNCMESH_RETIRE_AFTER_SECS", default_value_t = 600)]
+    pub retire_after_secs: u64,
+
+    /// Size cap of the replication log in bytes (a peer that falls further behind gets a
+    /// snapshot).
+    #[arg(long, env = "SYNCMESH_LOG_CAP", default_value = "64mb", value_parser = parse_memory)]
+    pub log_cap: u64,
+
     /// Allow a plaintext mesh without TLS. For local development only.
     #[arg(long, env = "SYNCMESH_MESH_INSECURE")]
     pub mesh_insecure: bool,

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod commands;
 pub mod config;
 pub mod crdt;
+pub mod mesh;
 pub mod metrics;
 pub mod resp;
 pub mod server;

@@ -8,13 +8,14 @@
 //! `HINCRBY` on one field, `ZADD` and `ZINCRBY` on one member) compose as the conflict table says:
 //! a write resets the increments it observed; increments it did not observe add on top.
 
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::clock::Timestamp;
 use super::dot::{Dot, ReplicaId, VersionVector};
 
 /// One write in a [`Register`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Write<V> {
     pub dot: Dot,
     pub value: V,
@@ -22,7 +23,7 @@ pub struct Write<V> {
 
 /// A multi-value register: concurrent writes all stay until a later write observes them; the
 /// visible value is the one with the greatest dot.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Register<V> {
     writes: SmallVec<[Write<V>; 1]>,
 }
@@ -111,7 +112,7 @@ impl<V: Clone + PartialEq> Register<V> {
 
 /// One increment, or a run of increments of one replica compacted into one once they are
 /// causally stable (`from..=dot.ts`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Increment {
     pub dot: Dot,
     pub from: Timestamp,
@@ -146,7 +147,7 @@ impl Sum {
 
 /// A PN-counter whose increments are dotted, so that a write can remove exactly the increments
 /// it observed.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counter {
     increments: SmallVec<[Increment; 1]>,
 }
@@ -253,7 +254,7 @@ impl Counter {
 }
 
 /// A register and a counter on one value.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cell<V> {
     pub reg: Register<V>,
     pub counter: Option<Box<Counter>>,

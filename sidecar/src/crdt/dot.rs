@@ -85,6 +85,14 @@ impl VersionVector {
         }
     }
 
+    /// Sets a replica's entry to exactly `ts` (used to rebuild vectors sent as deltas).
+    pub fn set(&mut self, replica: ReplicaId, ts: Timestamp) {
+        match self.entries.binary_search_by_key(&replica, |e| e.0) {
+            Ok(i) => self.entries[i].1 = ts,
+            Err(i) => self.entries.insert(i, (replica, ts)),
+        }
+    }
+
     /// Pointwise maximum.
     pub fn merge(&mut self, other: &VersionVector) {
         for &(replica, ts) in &other.entries {

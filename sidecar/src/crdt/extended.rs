@@ -478,6 +478,17 @@ fn parse_hex(neg: bool, s: &[u8]) -> Option<(Extended, bool)> {
     if mant == 0 {
         return Some((Extended::zero(neg), false));
     }
+    let len = 128 - mant.leading_zeros() as i64;
+    if len > 64 && exp2 + len - 1 < MIN_EXP as i64 + 63 {
+        // glibc quirk, reproduced on purpose: for a hexadecimal input whose value is subnormal,
+        // `strtold` keeps the first 64 significant bits, a round bit (the 65th) and a sticky bit
+        // (all later bits), then rounds again to the subnormal's precision and forgets the old
+        // round bit (`round_and_return` in glibc's strtod_l.c). So that bit never breaks a tie:
+        // 0x1.0000000000000001p-16446, just above half the smallest subnormal, becomes 0 (and
+        // Redis rejects it) where correct rounding gives the smallest subnormal. Decimal input is
+        // rounded correctly.
+        mant &= !(1 << (len - 65));
+    }
     // Huge exponents only need to stay huge: clamp them so that the arithmetic cannot overflow.
     Some((round(neg, mant, exp2.clamp(-1 << 40, 1 << 40), sticky), true))
 }

@@ -5,6 +5,7 @@
 //! the part whose newest write has the greatest dot is the one clients see (the conflict table's
 //! "the write with the greater (HLC, replica id) decides the type").
 
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
@@ -52,31 +53,31 @@ impl Kind {
 
 /// A string write. `clears_ttl` marks a plain `SET`: as long as the write stays, a concurrent
 /// `EXPIRE` it did not observe does not apply (the write set "no TTL", and no TTL is the longest).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StrValue {
     pub bytes: Blob,
     pub clears_ttl: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HashPart {
     pub fields: Map<Cell<Blob>>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SetPart {
     pub members: Map<Register<()>>,
 }
 
 /// A sorted-set member: its CRDT state and the score it currently shows.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ZMember {
     pub cell: Cell<f64>,
     pub score: f64,
 }
 
 /// A score that orders totally (scores are never NaN).
-#[derive(Copy, Clone, Debug, PartialEq)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Score(pub f64);
 
 impl Eq for Score {}
@@ -91,7 +92,7 @@ impl Ord for Score {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ZSetPart {
     pub members: Map<ZMember>,
     /// Members ordered by (score, member), as Redis orders them.
@@ -102,15 +103,16 @@ pub struct ZSetPart {
 /// ("DEL wins"): `dels` are such deletes not yet known to be stable, and an add that did not
 /// observe one of them is discarded. `first_adds` holds each replica's first add, to tell whether
 /// a delete observed the HyperLogLog at all.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HllPart {
+    #[serde(with = "registers_serde")]
     pub regs: Option<Box<Registers>>,
     pub dels: SmallVec<[Dot; 1]>,
     pub first_adds: SmallVec<[Dot; 2]>,
     pub last_add: Option<Dot>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Part {
     Str(Cell<StrValue>),
     Hash(Box<HashPart>),
@@ -345,6 +347,31 @@ impl ZSetPart {
     }
 }
 
+/// Registers travel as a byte vector (serde has no impl for arrays this long).
+mod registers_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Registers;
+    use crate::crdt::hll::REGISTERS;
+
+    pub fn serialize<S: Serializer>(regs: &Option<Box<Registers>>, s: S) -> Result<S::Ok, S::Error> {
+        regs.as_ref().map(|r| r.to_vec()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<Registers>>, D::Error> {
+        let v: Option<Vec<u8>> = Option::deserialize(d)?;
+        match v {
+            None => Ok(None),
+            Some(v) if v.len() == REGISTERS => {
+                let mut regs = Box::new([0u8; REGISTERS]);
+                regs.copy_from_slice(&v);
+                Ok(Some(regs))
+            }
+            Some(_) => Err(serde::de::Error::custom("a HyperLogLog has 16384 registers")),
+        }
+    }
+}
+
 impl HllPart {
     fn delete(&mut self, dot: Dot, ctx: &VersionVector) {
         if !self.first_adds.iter().any(|d| ctx.covers(*d)) {
@@ -414,7 +441,7 @@ impl HllPart {
 }
 
 /// One key's state.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     parts: SmallVec<[Part; 1]>,
     expiry: Option<Box<Register<Option<u64>>>>,
@@ -803,6 +830,20 @@ pub struct Keyspace {
 }
 
 impl Keyspace {
+    pub fn from_entries(entries: Vec<(Blob, Entry)>) -> Keyspace {
+        let mut ks = Keyspace::default();
+        for (k, e) in entries {
+            if !e.is_visible() {
+                ks.hidden += 1;
+            }
+            if e.has_expiry_state() {
+                ks.expiring.insert(k.clone());
+            }
+            ks.entries.insert(k, e);
+        }
+        ks
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.entries.get(key)
     }
@@ -895,6 +936,27 @@ impl Keyspace {
         self.hidden = self.entries.values().filter(|e| !e.is_visible()).count();
         let entries = &self.entries;
         self.expiring.retain(|k| entries.get(k).is_some_and(|e| e.has_expiry_state()));
+    }
+
+    /// Compacts the entries in slots `from..from + n`; returns how many slots it looked at.
+    pub fn compact_slots(&mut self, from: usize, n: usize, stable: &VersionVector) -> usize {
+        let end = (from + n).min(self.entries.len());
+        let mut i = from;
+        while i < end.min(self.entries.len()) {
+            let (_, e) = self.entries.get_index_mut(i).expect("slot in range");
+            let was_visible = e.is_visible();
+            e.compact(stable);
+            if e.is_void() {
+                if !was_visible {
+                    self.hidden -= 1;
+                }
+                let (k, _) = self.entries.swap_remove_index(i).expect("slot in range");
+                self.expiring.swap_remove(&k);
+                continue;
+            }
+            i += 1;
+        }
+        end.saturating_sub(from)
     }
 
     pub fn compact(&mut self, stable: &VersionVector) {

@@ -75,7 +75,7 @@ pub fn position_between(lo: Option<&Position>, hi: Option<&Position>, dot: Dot) 
 
 /// A list: elements by position; each element's value is a register so that `LSET` is
 /// last-writer-wins.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListPart {
     pub items: BTreeMap<Position, Register<Blob>>,
 }

@@ -27,6 +27,16 @@ impl Update {
     }
 }
 
+/// A replica's whole state, for a new or far-behind peer: every key's CRDT state and the version
+/// vector it reflects. Installed with a state-based join, so the receiver keeps its own writes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub origin: ReplicaId,
+    pub vv: VersionVector,
+    pub clock: Timestamp,
+    pub dbs: Vec<(u8, Vec<(crate::crdt::Blob, crate::crdt::Entry)>)>,
+}
+
 /// What happened to a delivered update.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -72,6 +82,10 @@ impl Replica {
         self.standalone = !on;
     }
 
+    pub fn is_replicated(&self) -> bool {
+        self.record
+    }
+
     pub fn db(&self, db: usize) -> &Keyspace {
         &self.dbs[db]
     }
@@ -98,6 +112,26 @@ impl Replica {
         for db in &mut self.dbs {
             db.compact(&stable);
         }
+    }
+
+    /// Compacts up to `n` entries starting at `cursor` (database, slot); returns the next cursor.
+    /// Run a slice at a time so that no client waits for a whole-keyspace sweep.
+    pub fn compact_some(&mut self, cursor: (usize, usize), n: usize) -> (usize, usize) {
+        let (mut db, mut slot) = cursor;
+        let mut budget = n;
+        while budget > 0 {
+            if db >= self.dbs.len() {
+                return (0, 0);
+            }
+            let done = self.dbs[db].compact_slots(slot, budget, &self.stable);
+            budget -= done.min(budget);
+            slot += done;
+            if slot >= self.dbs[db].slots() {
+                db += 1;
+                slot = 0;
+            }
+        }
+        (db, slot)
     }
 
     /// Applies a local write and returns its dot.
@@ -167,6 +201,29 @@ impl Replica {
         }
         self.vv.merge(&other.vv);
         self.clock.observe(other.clock.last());
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let dbs = self
+            .dbs
+            .iter()
+            .enumerate()
+            .filter(|(_, db)| db.slots() > 0)
+            .map(|(i, db)| (i as u8, db.iter().map(|(k, e)| (k.clone(), e.clone())).collect()))
+            .collect();
+        Snapshot { origin: self.id, vv: self.vv.clone(), clock: self.clock.last(), dbs }
+    }
+
+    /// Joins a peer's snapshot into this replica.
+    pub fn install(&mut self, snapshot: Snapshot) {
+        let mut other = Replica::new(snapshot.origin, Clock::resume(snapshot.clock, 0));
+        other.vv = snapshot.vv;
+        for (db, entries) in snapshot.dbs {
+            if let Some(ks) = other.dbs.get_mut(db as usize) {
+                *ks = Keyspace::from_entries(entries);
+            }
+        }
+        self.join(&other);
     }
 
     /// Digest of everything clients can see (see `SYNCMESH.DIGEST`).

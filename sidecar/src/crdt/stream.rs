@@ -59,14 +59,14 @@ impl fmt::Display for StreamId {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamEntry {
     pub fields: Vec<(Blob, Blob)>,
     pub dot: Dot,
 }
 
 /// A pending entry of a consumer group (local to this replica).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
     pub consumer: Blob,
     pub delivered_ms: u64,
@@ -74,28 +74,32 @@ pub struct Pending {
 }
 
 /// A consumer (local to this replica).
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Consumer {
     pub seen_ms: u64,
     pub active_ms: Option<u64>,
 }
 
 /// The replicated part of a group's position: set by CREATE and SETID (last writer wins).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupPosition {
     pub last_id: StreamId,
     pub entries_read: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub position: Register<GroupPosition>,
     /// Acknowledged ids, on any replica (grow-only; ids below the first entry are pruned).
     pub acked: BTreeMap<StreamId, ()>,
     /// Local: how far XREADGROUP `>` delivered on this replica.
+    #[serde(skip)]
     pub delivered: StreamId,
+    #[serde(skip)]
     pub entries_read: Option<i64>,
+    #[serde(skip)]
     pub pending: BTreeMap<StreamId, Pending>,
+    #[serde(skip)]
     pub consumers: BTreeMap<Blob, Consumer>,
 }
 
@@ -119,7 +123,7 @@ impl Group {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct StreamPart {
     /// Writes asserting the stream exists (an empty stream is still a key).
     pub alive: Register<()>,

@@ -66,6 +66,8 @@ pub struct Server {
     pub shutdown: watch::Sender<bool>,
     pub listen_addrs: Mutex<Vec<SocketAddr>>,
     pub pubsub: Mutex<pubsub::Hub>,
+    /// The mesh, when this replica has peers (or may get some).
+    pub mesh: Option<crate::mesh::Mesh>,
 }
 
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
@@ -80,8 +82,19 @@ pub fn unix_ms() -> u64 {
 
 impl Server {
     pub fn new(config: Config) -> Arc<Server> {
+        Server::with_mesh(config).expect("mesh configuration")
+    }
+
+    pub fn with_mesh(config: Config) -> std::io::Result<Arc<Server>> {
         let replica_id: ReplicaId = rand::random::<u64>() | 1;
-        let replica = Replica::new(replica_id, Clock::new(config.clock_offset_ms));
+        // The clock reads the skewed time itself (`now_ms` adds the offset): no second skew here.
+        let mut replica = Replica::new(replica_id, Clock::new(0));
+        let mesh = crate::mesh::Mesh::from_config(&config, replica_id)?;
+        if mesh.is_some() {
+            replica.set_replicated(true);
+        }
+        let mut store = Store::new(replica);
+        store.log = crate::mesh::log::ReplicationLog::new(config.log_cap as usize);
         let settings = Settings {
             maxmemory: config.maxmemory,
             maxclients: config.maxclients,
@@ -92,10 +105,10 @@ impl Server {
             maxmemory_policy: "noeviction".into(),
         };
         let (shutdown, _) = watch::channel(false);
-        Arc::new(Server {
+        Ok(Arc::new(Server {
             config,
             settings: RwLock::new(settings),
-            store: Mutex::new(Store::new(replica)),
+            store: Mutex::new(store),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             metrics: Metrics::new(),
@@ -107,7 +120,8 @@ impl Server {
             shutdown,
             listen_addrs: Mutex::new(Vec::new()),
             pubsub: Mutex::new(pubsub::Hub::new(PUBSUB_BUFFER_LIMIT)),
-        })
+            mesh,
+        }))
     }
 
     /// The time the replica reads: the wall clock skewed by `--clock-offset-ms`.
@@ -148,9 +162,72 @@ impl Server {
         batch.len()
     }
 
-    /// Publishes to this replica's subscribers; returns how many received the message.
+    /// Publishes to this replica's subscribers and to every other replica's; returns how many
+    /// received it here (as Redis counts receivers on the node that published).
     pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        if let Some(mesh) = &self.mesh {
+            mesh.publish(channel, payload);
+        }
         self.pubsub.lock().publish(channel, payload)
+    }
+
+    /// Applies updates from a peer, wakes clients blocked on the keys they touch, and tells the
+    /// peer writers that the log grew.
+    pub fn apply_remote(&self, updates: Vec<crate::crdt::replica::Update>) {
+        let mut store = self.store.lock();
+        for u in updates {
+            store.deliver(u);
+        }
+        let now = self.now_ms();
+        if !store.ready.is_empty() {
+            self.serve_blocked(&mut store, now);
+        }
+        store.log_local_writes();
+        let seq = store.log.end_seq();
+        drop(store);
+        if let Some(mesh) = &self.mesh {
+            mesh.log_seq.send_replace(seq);
+        }
+        self.check_initial_sync();
+    }
+
+    /// Joins a peer's snapshot into this replica.
+    pub fn install_snapshot(&self, snapshot: crate::crdt::replica::Snapshot) {
+        let started = Instant::now();
+        let keys: usize = snapshot.dbs.iter().map(|(_, e)| e.len()).sum();
+        let mut store = self.store.lock();
+        let vv = snapshot.vv.clone();
+        store.replica.install(snapshot);
+        // What came by snapshot cannot be served from this replica's log.
+        store.log.truncated.merge(&vv);
+        store.touch_db(None);
+        let now = self.now_ms();
+        if !store.ready.is_empty() {
+            self.serve_blocked(&mut store, now);
+        }
+        let written = store.log_local_writes();
+        let seq = store.log.end_seq();
+        drop(store);
+        if let (true, Some(mesh)) = (written, &self.mesh) {
+            mesh.log_seq.send_replace(seq);
+        }
+        info!(keys, ms = started.elapsed().as_millis() as u64, "installed a snapshot from a peer");
+        self.check_initial_sync();
+    }
+
+    /// Ready once the replica holds everything its first peer had when they met.
+    pub fn check_initial_sync(&self) {
+        if self.ready.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(mesh) = &self.mesh else { return };
+        let target = mesh.sync_target.lock().clone();
+        if let Some(t) = target {
+            if self.store.lock().replica.version_vector().dominates(&t) {
+                info!(ms = mesh.started.elapsed().as_millis() as u64, "initial sync done: ready");
+                self.ready.store(true, Ordering::Release);
+            }
+        }
     }
 
     /// Retries the commands of clients blocked on keys that were written, in the order the
@@ -270,6 +347,11 @@ impl Server {
         }
         if !store.ready.is_empty() {
             self.serve_blocked(store, now);
+        }
+        if let Some(mesh) = &self.mesh {
+            if client.multi.is_none() && store.log_local_writes() {
+                mesh.log_seq.send_replace(store.log.end_seq());
+            }
         }
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
         let (calls, latency) = &self.metrics.per_command[index];
@@ -397,6 +479,14 @@ fn active_expire(server: &Server) {
             for key in &expired {
                 store.expire_key(db, key, now);
             }
+            if !store.ready.is_empty() {
+                server.serve_blocked(&mut store, now);
+            }
+            if store.log_local_writes() {
+                if let Some(mesh) = &server.mesh {
+                    mesh.log_seq.send_replace(store.log.end_seq());
+                }
+            }
             drop(store);
             if expired.len() * 4 <= samples || Instant::now() > deadline {
                 break;
@@ -432,7 +522,7 @@ pub fn resident_bytes() -> u64 {
 /// Starts everything and runs until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let listeners = bind_clients(&config).await?;
-    let server = Server::new(config);
+    let server = Server::with_mesh(config.clone())?;
     *server.listen_addrs.lock() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let admin = crate::admin::bind(&server.config).await?;
     for l in listeners {
@@ -440,10 +530,24 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     tokio::spawn(crate::admin::serve(server.clone(), admin));
     tokio::spawn(background(server.clone()));
-    if !server.config.peers.is_empty() || server.config.peers_dns.is_some() {
-        warn!("--peers/--peers-dns given, but this build has no mesh yet: running as a standalone replica");
+    crate::mesh::start(server.clone(), &config).await?;
+    match &server.mesh {
+        Some(mesh) if mesh.has_seeds => {
+            // Ready after the initial sync from a peer, or when none answers in time.
+            let s = server.clone();
+            let timeout = Duration::from_millis(s.config.bootstrap_timeout_ms);
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                if !s.ready.load(Ordering::Acquire)
+                    && s.mesh.as_ref().is_some_and(|m| m.peers.lock().is_empty())
+                {
+                    info!("no peer reachable within the bootstrap timeout: ready on our own");
+                    s.ready.store(true, Ordering::Release);
+                }
+            });
+        }
+        _ => server.ready.store(true, Ordering::Release),
     }
-    server.ready.store(true, Ordering::Release);
     info!(
         replica = format!("{:016x}", server.replica_id),
         database = %server.config.database,

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::client::ClientInfo;
 use crate::crdt::replica::{Delivery, Update};
 use crate::crdt::{Blob, Effect, Op, Replica};
+use crate::mesh::log::ReplicationLog;
 use crate::resp::Protocol;
 
 #[derive(Debug, Default, Clone)]
@@ -34,6 +35,10 @@ pub struct Store {
     /// Keys with waiters that were written since the waiters were last served.
     pub ready: Vec<(usize, Blob)>,
     next_waiter: u64,
+    /// Updates applied here, for peers (only when in a mesh).
+    pub log: ReplicationLog,
+    /// Updates from peers that arrived before something they depend on.
+    pending: Vec<Update>,
 }
 
 /// A client blocked in BLPOP, XREAD BLOCK, …: the command to retry when one of its keys changes.
@@ -56,26 +61,92 @@ impl Store {
             waiters: HashMap::new(),
             ready: Vec::new(),
             next_waiter: 1,
+            log: ReplicationLog::new(64 * 1024 * 1024),
+            pending: Vec::new(),
         }
     }
 
-    /// Applies a local write.
-    pub fn write(&mut self, op: Op, now: u64) {
-        self.touch(op.db as usize, &op.key);
+    /// Applies a local write; returns its dot.
+    pub fn write(&mut self, op: Op, now: u64) -> crate::crdt::Dot {
+        if op.effect == Effect::Flush {
+            self.touch_db(Some(op.db as usize));
+        } else {
+            self.touch(op.db as usize, &op.key);
+        }
         self.stats.writes += 1;
-        self.replica.write(op, now);
+        self.replica.write(op, now)
     }
 
-    /// Applies an update from a peer; watchers of the keys it touches are told.
-    pub fn deliver(&mut self, update: &Update) -> Delivery {
-        let result = self.replica.deliver(update);
-        if result == Delivery::Applied {
-            for (_, op) in &update.ops {
-                self.touch(op.db as usize, &op.key);
-                self.stats.writes += 1;
+    /// Moves the writes of the command that just ran into the replication log; true if any.
+    pub fn log_local_writes(&mut self) -> bool {
+        if !self.replica.is_replicated() {
+            return false;
+        }
+        match self.replica.take_update() {
+            Some(u) => {
+                self.log.append(Arc::new(u));
+                true
             }
+            None => false,
+        }
+    }
+
+    /// Applies an update from a peer (and any buffered ones it unblocks); watchers and blocked
+    /// clients of the keys touched are told, and applied updates join the replication log.
+    pub fn deliver(&mut self, update: Update) -> Delivery {
+        // Local writes made since the last command (expiry, served waiters) go first: a local
+        // update's context must not include remote writes applied after it started.
+        self.log_local_writes();
+        let result = self.replica.deliver(&update);
+        match result {
+            Delivery::Applied => {
+                self.after_remote(&update);
+                self.log.append(Arc::new(update));
+                self.drain_pending();
+            }
+            Delivery::NotReady => {
+                if !self.pending.contains(&update) {
+                    self.pending.push(update);
+                }
+            }
+            Delivery::Duplicate => {}
         }
         result
+    }
+
+    fn drain_pending(&mut self) {
+        loop {
+            let mut progressed = false;
+            for u in std::mem::take(&mut self.pending) {
+                match self.replica.deliver(&u) {
+                    Delivery::Applied => {
+                        self.after_remote(&u);
+                        self.log.append(Arc::new(u));
+                        progressed = true;
+                    }
+                    Delivery::NotReady => self.pending.push(u),
+                    Delivery::Duplicate => {}
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn after_remote(&mut self, update: &Update) {
+        for (_, op) in &update.ops {
+            if op.effect == Effect::Flush {
+                self.touch_db(Some(op.db as usize));
+            } else {
+                self.touch(op.db as usize, &op.key);
+            }
+            self.stats.writes += 1;
+        }
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Deletes a key whose deadline has passed.

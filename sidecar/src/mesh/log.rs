@@ -1,0 +1,131 @@
+//! The replication log: every update this replica applied (its own and relayed ones), in the
+//! order it applied them, which is a causal order. Peers are streamed the entries they lack;
+//! entries every member has acknowledged are dropped, and so are the oldest when the log passes
+//! its size cap (a peer that needed them gets a snapshot instead).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::crdt::replica::Update;
+use crate::crdt::{Effect, VersionVector};
+
+pub struct ReplicationLog {
+    entries: VecDeque<(Arc<Update>, usize)>,
+    /// Sequence number of `entries[0]`.
+    first_seq: u64,
+    bytes: usize,
+    cap_bytes: usize,
+    /// Everything dropped from the front: a peer whose version vector does not cover this needs
+    /// a snapshot.
+    pub truncated: VersionVector,
+}
+
+fn size_of(u: &Update) -> usize {
+    64 + u
+        .ops
+        .iter()
+        .map(|(_, op)| {
+            op.key.len()
+                + match &op.effect {
+                    Effect::Assign { value, .. } => value.len(),
+                    Effect::HashSet { fields } => fields.iter().map(|(f, v)| f.len() + v.len()).sum(),
+                    Effect::SetAdd { members } | Effect::SetRem { members } => {
+                        members.iter().map(|m| m.len()).sum()
+                    }
+                    Effect::ListInsert { items } => items.iter().map(|(_, v)| v.len() + 32).sum(),
+                    Effect::StreamAdd { fields, .. } => fields.iter().map(|(f, v)| f.len() + v.len()).sum(),
+                    _ => 32,
+                }
+        })
+        .sum::<usize>()
+}
+
+impl ReplicationLog {
+    pub fn new(cap_bytes: usize) -> ReplicationLog {
+        ReplicationLog {
+            entries: VecDeque::new(),
+            first_seq: 0,
+            bytes: 0,
+            cap_bytes,
+            truncated: VersionVector::new(),
+        }
+    }
+
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + self.entries.len() as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn append(&mut self, u: Arc<Update>) {
+        let size = size_of(&u);
+        self.bytes += size;
+        self.entries.push_back((u, size));
+        while self.bytes > self.cap_bytes && self.entries.len() > 1 {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((u, size)) = self.entries.pop_front() {
+            self.truncated.observe(u.last_dot());
+            self.bytes -= size;
+            self.first_seq += 1;
+        }
+    }
+
+    /// Drops the entries from the front that `acked` (what every member has) covers.
+    pub fn truncate_acked(&mut self, acked: &VersionVector) {
+        while let Some((u, _)) = self.entries.front() {
+            if acked.covers(u.last_dot()) {
+                self.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Up to `max` entries from `seq` on that `have` does not cover; returns them and the
+    /// sequence number to continue from. None if `seq` was already dropped.
+    pub fn read(&self, seq: u64, have: &VersionVector, max: usize) -> Option<(Vec<Arc<Update>>, u64)> {
+        if seq < self.first_seq {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut next = seq;
+        for (u, _) in self.entries.iter().skip((seq - self.first_seq) as usize) {
+            next += 1;
+            if !have.covers(u.last_dot()) {
+                out.push(u.clone());
+                if out.len() >= max {
+                    break;
+                }
+            }
+        }
+        Some((out, next))
+    }
+
+    /// How many entries from `seq` on `have` lacks (for lag and the snapshot decision).
+    pub fn missing(&self, seq: u64, have: &VersionVector) -> usize {
+        let from = seq.max(self.first_seq);
+        self.entries
+            .iter()
+            .skip((from - self.first_seq) as usize)
+            .filter(|(u, _)| !have.covers(u.last_dot()))
+            .count()
+    }
+}

@@ -1,0 +1,202 @@
+//! The mesh wire protocol: length-prefixed frames, each one bincode-encoded [`Message`].
+//!
+//! A connection starts with both sides sending `Hello`; after that, updates flow in the order
+//! the sender applied them (a causal order), with each update's dependency vector sent as a
+//! delta against the previous update of the same origin on this connection.
+
+use std::collections::HashMap;
+
+use bincode::Options;
+use bytes::{Buf, BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::crdt::replica::{Snapshot, Update};
+use crate::crdt::{Op, ReplicaId, Timestamp, VersionVector};
+
+pub const MAGIC: &str = "SYNCMESH";
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest frame accepted (snapshots of big datasets are split into chunks below this).
+pub const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub magic: String,
+    pub protocol: u32,
+    pub database: String,
+    pub replica: ReplicaId,
+    /// The port this replica's mesh listener accepts on (its address is the one we see).
+    pub listen_port: u16,
+    /// An explicit address to reach it by, when it knows one (`--advertise-addr`).
+    pub advertise: Option<String>,
+    /// What it has applied.
+    pub vv: VersionVector,
+}
+
+/// An update with its dependencies delta-encoded (see [`Encoder`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireUpdate {
+    pub origin: ReplicaId,
+    pub deps_delta: Vec<(ReplicaId, Timestamp)>,
+    pub ops: Vec<(Timestamp, Op)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    Hello(Hello),
+    /// The handshake was refused; the text says why.
+    Refused(String),
+    Updates(Vec<WireUpdate>),
+    /// What the sender has applied, and what it knows every member has applied (gossip for
+    /// causal stability and for WAIT).
+    /// Each member entry carries a heartbeat that only its owner advances (liveness).
+    Ack {
+        vv: VersionVector,
+        members: Vec<(ReplicaId, VersionVector, u64)>,
+        retired: Vec<ReplicaId>,
+    },
+    /// A part of a snapshot; `last` marks the final part.
+    Snapshot {
+        part: Vec<u8>,
+        last: bool,
+    },
+    /// Mesh addresses the sender knows (peer exchange).
+    Peers(Vec<String>),
+    /// A Pub/Sub message published on `origin`, its `seq`-th.
+    Publish {
+        origin: ReplicaId,
+        seq: u64,
+        channel: Vec<u8>,
+        payload: Vec<u8>,
+    },
+}
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new().with_varint_encoding().with_limit(MAX_FRAME as u64)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("frame of {0} bytes is larger than the limit")]
+    TooLarge(usize),
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+}
+
+pub fn encode(msg: &Message, out: &mut BytesMut) {
+    let body = options().serialize(msg).expect("messages always serialize");
+    out.put_u32(body.len() as u32);
+    out.extend_from_slice(&body);
+}
+
+/// Takes one whole frame off the front of `buf`, if it has arrived.
+pub fn decode(buf: &mut BytesMut) -> Result<Option<Message>, WireError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > MAX_FRAME {
+        return Err(WireError::TooLarge(len));
+    }
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    buf.advance(4);
+    let body = buf.split_to(len);
+    options().deserialize(&body).map(Some).map_err(|e| WireError::Decode(e.to_string()))
+}
+
+pub fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
+    options().with_no_limit().serialize(s).expect("snapshots always serialize")
+}
+
+pub fn decode_snapshot(b: &[u8]) -> Result<Snapshot, WireError> {
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .deserialize(b)
+        .map_err(|e| WireError::Decode(e.to_string()))
+}
+
+/// Per-connection sender state: the last dependencies sent for each origin.
+#[derive(Default)]
+pub struct Encoder {
+    last_deps: HashMap<ReplicaId, VersionVector>,
+}
+
+impl Encoder {
+    pub fn encode(&mut self, u: &Update) -> WireUpdate {
+        let prev = self.last_deps.entry(u.origin).or_default();
+        let deps_delta: Vec<(ReplicaId, Timestamp)> =
+            u.deps.iter().filter(|&(r, t)| prev.get(r) != t).collect();
+        // Entries that disappeared (a retired member) are sent as zero.
+        let mut removed: Vec<(ReplicaId, Timestamp)> = prev
+            .iter()
+            .filter(|(r, _)| u.deps.get(*r) == Timestamp::ZERO)
+            .map(|(r, _)| (r, Timestamp::ZERO))
+            .collect();
+        let mut delta = deps_delta;
+        delta.append(&mut removed);
+        *prev = u.deps.clone();
+        WireUpdate { origin: u.origin, deps_delta: delta, ops: u.ops.clone() }
+    }
+}
+
+/// Per-connection receiver state, the mirror of [`Encoder`].
+#[derive(Default)]
+pub struct Decoder {
+    last_deps: HashMap<ReplicaId, VersionVector>,
+}
+
+impl Decoder {
+    pub fn decode(&mut self, w: WireUpdate) -> Update {
+        let prev = self.last_deps.entry(w.origin).or_default();
+        let mut deps: VersionVector = prev.iter().collect();
+        for (r, t) in w.deps_delta {
+            if t == Timestamp::ZERO {
+                deps.remove(r);
+            } else {
+                deps.set(r, t);
+            }
+        }
+        *prev = deps.clone();
+        Update { origin: w.origin, deps, ops: w.ops }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{Blob, Effect};
+
+    #[test]
+    fn frames_round_trip_and_partial_frames_wait() {
+        let msg = Message::Peers(vec!["10.0.0.1:7379".into()]);
+        let mut buf = BytesMut::new();
+        encode(&msg, &mut buf);
+        let mut partial = BytesMut::from(&buf[..buf.len() - 1]);
+        assert!(decode(&mut partial).unwrap().is_none());
+        assert_eq!(decode(&mut buf).unwrap(), Some(msg));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x05hello"[..]);
+        assert!(decode(&mut buf).is_err());
+        let mut huge = BytesMut::from(&b"\xff\xff\xff\xff"[..]);
+        assert!(matches!(decode(&mut huge), Err(WireError::TooLarge(_))));
+    }
+
+    #[test]
+    fn dependency_deltas_reconstruct_the_vector() {
+        let (mut enc, mut dec) = (Encoder::default(), Decoder::default());
+        let op = Op { db: 0, key: Blob::from_slice(b"k"), effect: Effect::Delete };
+        let mut deps = VersionVector::new();
+        for step in 1..20u64 {
+            deps.set(step % 3 + 1, Timestamp(step * 10));
+            let u = Update { origin: 7, deps: deps.clone(), ops: vec![(Timestamp(step * 11), op.clone())] };
+            let w = enc.encode(&u);
+            assert!(w.deps_delta.len() <= 1);
+            assert_eq!(dec.decode(w), u);
+        }
+    }
+}
