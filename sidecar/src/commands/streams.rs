@@ -104,6 +104,8 @@ fn write_entry(ctx: &mut Ctx, id: StreamId, fields: Option<&[(Blob, Blob)]>) {
 }
 
 type Entries = Vec<(StreamId, Vec<(Blob, Blob)>)>;
+/// Entries as read for a consumer: a deleted entry still pending shows as None.
+type MaybeEntries = Vec<(StreamId, Option<Vec<(Blob, Blob)>>)>;
 
 fn write_entries(ctx: &mut Ctx, entries: &Entries) {
     ctx.out.array(entries.len());
@@ -392,7 +394,7 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             after.push(Some(parse_id(id, 0)?));
         }
     }
-    let mut results: Vec<(Bytes, Vec<(StreamId, Option<Vec<(Blob, Blob)>>)>)> = Vec::new();
+    let mut results: Vec<(Bytes, MaybeEntries)> = Vec::new();
     for (key, from) in keys.iter().zip(&after) {
         let entries = match &group {
             None => {
@@ -459,7 +461,7 @@ fn read_group(
     from: Option<StreamId>,
     count: usize,
     noack: bool,
-) -> Vec<(StreamId, Option<Vec<(Blob, Blob)>>)> {
+) -> MaybeEntries {
     let now = ctx.now;
     let Some(s) = stream_mut(ctx, key) else { return vec![] };
     let added = s.entries_added();
@@ -513,7 +515,7 @@ fn read_group(
             fresh.into_iter().map(|(id, f)| (id, Some(f))).collect()
         }
         Some(from) => {
-            let history: Vec<(StreamId, Option<Vec<(Blob, Blob)>>)> = g
+            let history: MaybeEntries = g
                 .pending
                 .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
                 .filter(|(_, p)| p.consumer[..] == consumer[..])
@@ -934,12 +936,12 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let StreamPart { entries, groups, .. } = s;
     let g = groups.get_mut(&group[..]).expect("checked");
-    let mut claimed: Vec<(StreamId, Option<Vec<(Blob, Blob)>>)> = Vec::new();
+    let mut claimed: MaybeEntries = Vec::new();
     for id in ids {
         let exists = entries.contains_key(&id);
-        if !g.pending.contains_key(&id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = g.pending.entry(id) {
             if force && exists {
-                g.pending.insert(id, Pending { consumer: Blob::new(), delivered_ms: now, deliveries: 0 });
+                slot.insert(Pending { consumer: Blob::new(), delivered_ms: now, deliveries: 0 });
             } else {
                 continue;
             }
@@ -988,7 +990,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     while i < args.len() {
         if eq_ic(&args[i], "count") && i + 1 < args.len() {
             let c = arg_i64(&args[i + 1]).map_err(|_| CmdError::msg("COUNT must be > 0"))?;
-            if c < 1 || c > i64::MAX / 10 {
+            if !(1..=i64::MAX / 10).contains(&c) {
                 return Err(CmdError::msg("COUNT must be > 0"));
             }
             count = c as usize;
@@ -1010,15 +1012,13 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut claimed = Vec::new();
     let mut deleted = Vec::new();
     let mut next = StreamId::MIN;
-    let mut scanned = 0;
     let candidates: Vec<StreamId> = g.pending.range(start..).map(|(id, _)| *id).collect();
     let mut iter = candidates.into_iter();
-    for id in iter.by_ref() {
+    for (scanned, id) in iter.by_ref().enumerate() {
         if scanned >= count * 10 || claimed.len() >= count {
             next = id;
             break;
         }
-        scanned += 1;
         if !entries.contains_key(&id) {
             g.pending.remove(&id);
             deleted.push(id);
