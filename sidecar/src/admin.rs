@@ -87,6 +87,25 @@ fn refresh_gauges(server: &Server) {
         server.metrics.keys.with_label_values(&[&db.to_string()]).set(store.replica.db(db).len() as i64);
     }
     server.metrics.expired_keys.set(store.stats.expired_keys as i64);
+    let tombstones: usize =
+        (0..DATABASES).map(|db| store.replica.db(db).slots() - store.replica.db(db).len()).sum();
+    server.metrics.tombstones.set(tombstones as i64);
+    server.metrics.log_entries.set(store.log.len() as i64);
+    if let Some(mesh) = &server.mesh {
+        let m = &server.metrics;
+        let peers = mesh.status(&store, server.now_ms());
+        m.mesh_peers_connected.set(peers.iter().filter(|p| p.state == "connected").count() as i64);
+        m.mesh_peer_ops_lag.reset();
+        m.mesh_peer_time_lag.reset();
+        for p in peers.iter().filter(|p| p.state != "retired") {
+            m.mesh_peer_ops_lag.with_label_values(&[&p.id]).set(p.ops_lag as i64);
+            m.mesh_peer_time_lag.with_label_values(&[&p.id]).set(p.time_lag_ms as f64 / 1000.0);
+        }
+        m.mesh_bytes_sent.set(mesh.bytes_sent.load(Ordering::Relaxed) as i64);
+        m.mesh_bytes_received.set(mesh.bytes_received.load(Ordering::Relaxed) as i64);
+        m.mesh_updates_sent.set(mesh.updates_sent.load(Ordering::Relaxed) as i64);
+        m.mesh_snapshots_sent.set(mesh.snapshots_sent.load(Ordering::Relaxed) as i64);
+    }
     drop(store);
     server.metrics.memory_used.set(crate::server::allocated_bytes() as i64);
 }
@@ -94,6 +113,7 @@ fn refresh_gauges(server: &Server) {
 pub fn status_json(server: &Server) -> serde_json::Value {
     let store = server.store.lock();
     let keys: usize = (0..DATABASES).map(|db| store.replica.db(db).len()).sum();
+    let peers = server.mesh.as_ref().map(|m| m.status(&store, server.now_ms())).unwrap_or_default();
     let vv: serde_json::Map<String, serde_json::Value> = store
         .replica
         .version_vector()
@@ -108,7 +128,8 @@ pub fn status_json(server: &Server) -> serde_json::Value {
         "uptime_seconds": server.started.elapsed().as_secs(),
         "keys": keys,
         "connected_clients": server.client_count(),
-        "peers": [],
+        "peers": peers,
+        "mesh": server.mesh.is_some(),
         "version_vector": vv,
     })
 }

@@ -83,6 +83,10 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
 
+    /// Learn peers' addresses from other peers (turn off to pin the topology to the seeds).
+    #[arg(long, env = "SYNCMESH_PEER_EXCHANGE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub peer_exchange: bool,
+
     /// Seconds after which a member nobody has heard from is retired (its metadata collected).
     #[arg(long, env = "SYNCMESH_RETIRE_AFTER_SECS", default_value_t = 600)]
     pub retire_after_secs: u64,

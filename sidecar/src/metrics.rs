@@ -16,6 +16,15 @@ pub struct Metrics {
     pub keys: IntGaugeVec,
     pub memory_used: IntGauge,
     pub expired_keys: IntGauge,
+    pub mesh_peers_connected: IntGauge,
+    pub mesh_peer_ops_lag: IntGaugeVec,
+    pub mesh_peer_time_lag: prometheus::GaugeVec,
+    pub mesh_bytes_sent: IntGauge,
+    pub mesh_bytes_received: IntGauge,
+    pub mesh_updates_sent: IntGauge,
+    pub mesh_snapshots_sent: IntGauge,
+    pub tombstones: IntGauge,
+    pub log_entries: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -65,6 +74,34 @@ impl Metrics {
                 .expect("metric");
         let expired_keys =
             IntGauge::new("syncmesh_expired_keys", "Keys expired since start").expect("metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("metric");
+        let mesh_peers_connected = gauge("syncmesh_mesh_peers_connected", "Mesh peers connected now");
+        let mesh_peer_ops_lag = IntGaugeVec::new(
+            Opts::new(
+                "syncmesh_mesh_peer_ops_lag",
+                "Updates applied here that a member has not acknowledged",
+            ),
+            &["peer"],
+        )
+        .expect("metric");
+        let mesh_peer_time_lag = prometheus::GaugeVec::new(
+            Opts::new(
+                "syncmesh_mesh_peer_time_lag_seconds",
+                "Age of the oldest update a member has not acknowledged",
+            ),
+            &["peer"],
+        )
+        .expect("metric");
+        let mesh_bytes_sent = gauge("syncmesh_mesh_bytes_sent", "Bytes sent to mesh peers since start");
+        let mesh_bytes_received =
+            gauge("syncmesh_mesh_bytes_received", "Bytes received from mesh peers since start");
+        let mesh_updates_sent =
+            gauge("syncmesh_mesh_updates_sent", "Updates streamed to mesh peers since start");
+        let mesh_snapshots_sent =
+            gauge("syncmesh_mesh_snapshots_sent", "Snapshots sent to mesh peers since start");
+        let tombstones =
+            gauge("syncmesh_tombstones_pending_gc", "Deleted keys whose metadata awaits causal stability");
+        let log_entries = gauge("syncmesh_replication_log_entries", "Updates held in the replication log");
         for m in [
             Box::new(calls) as Box<dyn prometheus::core::Collector>,
             Box::new(latency),
@@ -75,6 +112,15 @@ impl Metrics {
             Box::new(keys.clone()),
             Box::new(memory_used.clone()),
             Box::new(expired_keys.clone()),
+            Box::new(mesh_peers_connected.clone()),
+            Box::new(mesh_peer_ops_lag.clone()),
+            Box::new(mesh_peer_time_lag.clone()),
+            Box::new(mesh_bytes_sent.clone()),
+            Box::new(mesh_bytes_received.clone()),
+            Box::new(mesh_updates_sent.clone()),
+            Box::new(mesh_snapshots_sent.clone()),
+            Box::new(tombstones.clone()),
+            Box::new(log_entries.clone()),
         ] {
             registry.register(m).expect("unique metric");
         }
@@ -88,6 +134,15 @@ impl Metrics {
             keys,
             memory_used,
             expired_keys,
+            mesh_peers_connected,
+            mesh_peer_ops_lag,
+            mesh_peer_time_lag,
+            mesh_bytes_sent,
+            mesh_bytes_received,
+            mesh_updates_sent,
+            mesh_snapshots_sent,
+            tombstones,
+            log_entries,
         }
     }
 

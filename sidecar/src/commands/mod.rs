@@ -338,7 +338,8 @@ impl<'a> Ctx<'a> {
 
     pub fn write_in(&mut self, db: usize, key: &[u8], effect: Effect) {
         let flush = effect == Effect::Flush;
-        self.store.write(Op { db: db as u8, key: Blob::from_slice(key), effect }, self.now);
+        let dot = self.store.write(Op { db: db as u8, key: Blob::from_slice(key), effect }, self.now);
+        self.client.last_write = Some(dot);
         if flush {
             return;
         }

@@ -33,6 +33,7 @@ pub const COMMANDS: &[Command] = &[
     cmd("flushdb", -1, WRITE, (0, 0, 0), "server", "Removes all keys from the current database.", flushdb),
     cmd("flushall", -1, WRITE, (0, 0, 0), "server", "Removes all keys from all databases.", flushall),
     cmd("syncmesh.digest", 1, READONLY, (0, 0, 0), "syncmesh", "Returns a digest of the visible keyspace; equal on converged replicas.", digest),
+    cmd("wait", 3, 0, (0, 0, 0), "generic", "Blocks until the mesh peers have applied this connection's writes, or the timeout.", wait),
     cmd("syncmesh.peers", 1, READONLY, (0, 0, 0), "syncmesh", "Returns the mesh peers with their state and lag.", peers),
 ];
 
@@ -93,8 +94,60 @@ fn digest(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 fn peers(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    ctx.out.array(0);
+    let list = match &ctx.server.mesh {
+        Some(mesh) => mesh.status(ctx.store, ctx.now),
+        None => vec![],
+    };
+    ctx.out.array(list.len());
+    for p in list {
+        ctx.out.map(6);
+        ctx.out.bulk(b"id");
+        ctx.out.bulk(p.id.as_bytes());
+        ctx.out.bulk(b"state");
+        ctx.out.bulk(p.state.as_bytes());
+        ctx.out.bulk(b"addr");
+        match &p.addr {
+            Some(a) => ctx.out.bulk(a.as_bytes()),
+            None => ctx.out.null(),
+        }
+        ctx.out.bulk(b"ops_lag");
+        ctx.out.int(p.ops_lag as i64);
+        ctx.out.bulk(b"time_lag_ms");
+        ctx.out.int(p.time_lag_ms as i64);
+        ctx.out.bulk(b"connected_secs");
+        ctx.out.int(p.connected_secs.map(|s| s as i64).unwrap_or(-1));
+    }
     Ok(())
+}
+
+/// WAIT numreplicas timeout: counts mesh peers that have applied this connection's last write.
+fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let n = arg_i64(&args[1])?;
+    let timeout =
+        arg_i64(&args[2]).map_err(|_| CmdError::msg("timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::msg("timeout is negative"));
+    }
+    let Some(mesh) = &ctx.server.mesh else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let count = match ctx.client.last_write {
+        Some(dot) => mesh.acked_count(dot),
+        None => mesh.members.lock().len(),
+    };
+    if count as i64 >= n || ctx.client.multi.is_some() || ctx.client.last_write.is_none() {
+        ctx.out.int(count as i64);
+        return Ok(());
+    }
+    let deadline = (timeout > 0).then(|| ctx.now + timeout as u64);
+    ctx.client.wait_for = Some((ctx.client.last_write.expect("checked"), n.max(0) as usize, deadline));
+    Ok(())
+}
+
+/// Entries that hold only metadata (deleted keys whose tombstones await causal stability).
+pub fn tombstones(ctx: &Ctx) -> usize {
+    (0..DATABASES).map(|db| ctx.store.replica.db(db).slots() - ctx.store.replica.db(db).len()).sum()
 }
 
 fn human(bytes: u64) -> String {
@@ -185,14 +238,34 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     if want("mesh") {
         let vv: Vec<String> =
             ctx.store.replica.version_vector().iter().map(|(r, t)| format!("{r:016x}={}", t.0)).collect();
+        let peers = server.mesh.as_ref().map(|m| m.status(ctx.store, ctx.now)).unwrap_or_default();
+        let connected = peers.iter().filter(|p| p.state == "connected").count();
         let _ = write!(
             s,
-            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_port:{}\r\nmesh_peers:0\r\nmesh_peers_connected:0\r\ntombstones_pending_gc:0\r\nversion_vector:{}\r\n\r\n",
+            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nversion_vector:{}\r\n",
             server.replica_id,
             server.config.database,
+            server.mesh.is_some() as u8,
             server.config.mesh_port,
+            peers.iter().filter(|p| p.state != "retired").count(),
+            connected,
+            tombstones(ctx),
+            ctx.store.log.len(),
+            ctx.store.log.bytes(),
             vv.join(","),
         );
+        for (i, p) in peers.iter().enumerate() {
+            let _ = write!(
+                s,
+                "peer{i}:id={},state={},addr={},ops_lag={},time_lag_ms={}\r\n",
+                p.id,
+                p.state,
+                p.addr.as_deref().unwrap_or(""),
+                p.ops_lag,
+                p.time_lag_ms
+            );
+        }
+        s.push_str("\r\n");
     }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");

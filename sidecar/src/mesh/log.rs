@@ -119,6 +119,21 @@ impl ReplicationLog {
         Some((out, next))
     }
 
+    /// How many entries `have` lacks, and the HLC milliseconds of the oldest of them.
+    pub fn lag(&self, have: &VersionVector) -> (usize, Option<u64>) {
+        let mut n = 0;
+        let mut oldest = None;
+        for (u, _) in &self.entries {
+            if !have.covers(u.last_dot()) {
+                n += 1;
+                if oldest.is_none() {
+                    oldest = Some(u.ops.first().map(|o| o.0.millis()).unwrap_or(0));
+                }
+            }
+        }
+        (n, oldest)
+    }
+
     /// How many entries from `seq` on `have` lacks (for lag and the snapshot decision).
     pub fn missing(&self, seq: u64, have: &VersionVector) -> usize {
         let from = seq.max(self.first_seq);

@@ -81,6 +81,7 @@ pub struct Mesh {
     pub updates_sent: AtomicU64,
     pub snapshots_sent: AtomicU64,
     pub has_seeds: bool,
+    pub peer_exchange: bool,
     pub stopped: AtomicBool,
 }
 
@@ -137,6 +138,7 @@ impl Mesh {
             updates_sent: AtomicU64::new(0),
             snapshots_sent: AtomicU64::new(0),
             has_seeds,
+            peer_exchange: config.peer_exchange,
             stopped: AtomicBool::new(false),
         }))
     }
@@ -272,6 +274,53 @@ impl Mesh {
         }
         *last = seq;
         true
+    }
+}
+
+/// One member as SYNCMESH.PEERS, INFO and /status show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerStatus {
+    pub id: String,
+    pub state: &'static str,
+    pub addr: Option<String>,
+    /// Log entries this replica applied that the member has not acknowledged.
+    pub ops_lag: usize,
+    /// Age of the oldest of those entries.
+    pub time_lag_ms: u64,
+    pub connected_secs: Option<u64>,
+}
+
+impl Mesh {
+    pub fn status(&self, store: &crate::server::store::Store, now_ms: u64) -> Vec<PeerStatus> {
+        let peers = self.peers.lock();
+        let members = self.members.lock();
+        let mut out: Vec<PeerStatus> = members
+            .iter()
+            .map(|(id, m)| {
+                let (ops_lag, oldest) = store.log.lag(&m.ack);
+                let p = peers.get(id);
+                PeerStatus {
+                    id: format!("{id:016x}"),
+                    state: if p.is_some() { "connected" } else { "known" },
+                    addr: p.map(|p| p.addr.to_string()),
+                    ops_lag,
+                    time_lag_ms: oldest.map(|ms| now_ms.saturating_sub(ms)).unwrap_or(0),
+                    connected_secs: p.map(|p| p.connected_at.elapsed().as_secs()),
+                }
+            })
+            .collect();
+        for id in self.retired.lock().iter() {
+            out.push(PeerStatus {
+                id: format!("{id:016x}"),
+                state: "retired",
+                addr: None,
+                ops_lag: 0,
+                time_lag_ms: 0,
+                connected_secs: None,
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
     }
 }
 

@@ -127,7 +127,9 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         .as_ref()
         .and_then(|a| a.parse::<SocketAddr>().ok())
         .unwrap_or_else(|| SocketAddr::new(remote.ip(), theirs.listen_port));
-    mesh.learn_addrs([peer_addr.to_string()]);
+    if dialed.is_none() && mesh.peer_exchange {
+        mesh.learn_addrs([peer_addr.to_string()]);
+    }
     let (tx, control) = mpsc::unbounded_channel();
     let conn_id = mesh.next_conn.fetch_add(1, Ordering::Relaxed);
     let dialer = if dialed.is_some() { mesh.id } else { peer_id };
@@ -145,8 +147,9 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         }
     }
     server.check_initial_sync();
-    let writer = tokio::spawn(write_loop(server.clone(), wr, theirs.vv.clone(), control));
-    let result = read_loop(&server, &mut rd, buf, peer_id).await;
+    let ack_now = Arc::new(tokio::sync::Notify::new());
+    let writer = tokio::spawn(write_loop(server.clone(), wr, theirs.vv.clone(), control, ack_now.clone()));
+    let result = read_loop(&server, &mut rd, buf, peer_id, &ack_now).await;
     writer.abort();
     mesh.unregister(peer_id, conn_id);
     match result {
@@ -161,6 +164,7 @@ async fn read_loop(
     rd: &mut ReadHalf<Box<dyn Io>>,
     mut buf: BytesMut,
     peer: ReplicaId,
+    ack_now: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
     let mesh = server.mesh.as_ref().expect("mesh");
     let mut decoder = Decoder::default();
@@ -176,6 +180,8 @@ async fn read_loop(
             Message::Updates(batch) => {
                 let updates: Vec<Update> = batch.into_iter().map(|w| decoder.decode(w)).collect();
                 server.apply_remote(updates);
+                // Tell the sender at once (WAIT is waiting for it).
+                ack_now.notify_one();
             }
             Message::Ack { vv, members, retired } => mesh.on_ack(peer, vv, members, retired),
             Message::Snapshot { part, last } => {
@@ -193,7 +199,11 @@ async fn read_loop(
                     }
                 }
             }
-            Message::Peers(addrs) => mesh.learn_addrs(addrs),
+            Message::Peers(addrs) => {
+                if mesh.peer_exchange {
+                    mesh.learn_addrs(addrs)
+                }
+            }
             Message::Publish { origin, seq, channel, payload } => {
                 if mesh.accept_publish(origin, seq) {
                     server.pubsub.lock().publish(&channel.clone().into(), &payload.clone().into());
@@ -215,8 +225,9 @@ async fn write_loop(
     mut wr: WriteHalf<Box<dyn Io>>,
     peer_vv: VersionVector,
     mut control: mpsc::UnboundedReceiver<Message>,
+    ack_now: Arc<tokio::sync::Notify>,
 ) {
-    if let Err(e) = stream_to_peer(&server, &mut wr, peer_vv, &mut control).await {
+    if let Err(e) = stream_to_peer(&server, &mut wr, peer_vv, &mut control, &ack_now).await {
         debug!(error = %e, "mesh writer stopped");
     }
     let _ = wr.shutdown().await;
@@ -253,6 +264,7 @@ async fn stream_to_peer(
     wr: &mut WriteHalf<Box<dyn Io>>,
     mut sent: VersionVector,
     control: &mut mpsc::UnboundedReceiver<Message>,
+    ack_now: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
     let mesh = server.mesh.as_ref().expect("mesh");
     let mut log_seq = mesh.log_seq.subscribe();
@@ -304,7 +316,7 @@ async fn stream_to_peer(
                 }
             }
             Some(msg) = control.recv() => send(wr, &msg, mesh).await?,
-            _ = ack_tick.tick() => {
+            _ = async { tokio::select! { _ = ack_tick.tick() => {}, _ = ack_now.notified() => {} } } => {
                 let vv = server.store.lock().replica.version_vector().clone();
                 let (members, retired) = mesh.gossip(&vv);
                 send(wr, &Message::Ack { vv, members, retired }, mesh).await?;

@@ -127,6 +127,8 @@ pub struct Client {
     sink: Option<Arc<Sink>>,
     /// Set when the last command blocked: what the connection now waits for.
     pub blocked: Option<Blocked>,
+    /// Set by WAIT: wait until this many peers have applied the write, or the deadline.
+    pub wait_for: Option<(crate::crdt::Dot, usize, Option<u64>)>,
 }
 
 /// A client waiting in a blocking command.
@@ -154,6 +156,7 @@ impl Client {
             patterns: HashSet::new(),
             sink: None,
             blocked: None,
+            wait_for: None,
         }
     }
 

@@ -107,6 +107,10 @@ impl Connection {
                         return Ok(());
                     }
                 }
+                if let Some((dot, n, deadline)) = self.client.wait_for.take() {
+                    self.flush().await?;
+                    self.wait_acks(dot, n, deadline).await;
+                }
             }
             if let Some(e) = protocol_error {
                 if !self.client.close {
@@ -189,6 +193,26 @@ impl Connection {
                     self.server.store.lock().unblock(waiter);
                     return Ok(false);
                 }
+            }
+        }
+    }
+
+    /// WAIT: replies with the number of peers that applied `dot` once `n` have, or at the
+    /// deadline.
+    async fn wait_acks(&mut self, dot: crate::crdt::Dot, n: usize, deadline: Option<u64>) {
+        let Some(mesh) = self.server.mesh.as_ref() else { return };
+        let mut acks = mesh.ack_seq.subscribe();
+        loop {
+            let count = mesh.acked_count(dot);
+            let now = self.server.now_ms();
+            if count >= n || deadline.is_some_and(|d| now >= d) {
+                self.out.int(count as i64);
+                return;
+            }
+            let left = deadline.map(|d| Duration::from_millis(d - now)).unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                _ = acks.changed() => {}
+                _ = tokio::time::sleep(left) => {}
             }
         }
     }

@@ -155,7 +155,7 @@ impl Server {
         let now = self.now_ms();
         for (i, args) in batch.iter().enumerate() {
             self.execute_locked(&mut store, client, out, args, now);
-            if client.close || client.blocked.is_some() {
+            if client.close || client.blocked.is_some() || client.wait_for.is_some() {
                 return i + 1;
             }
         }

@@ -19,7 +19,19 @@ pub struct ReplicaProcess {
 
 impl ReplicaProcess {
     pub fn start(extra: &[&str]) -> ReplicaProcess {
-        let (port, admin_port, mesh_port) = (free_port(), free_port(), free_port());
+        Self::start_on((free_port(), free_port(), free_port()), extra)
+    }
+
+    /// Starts on given (client, admin, mesh) ports; waits until /readyz answers 200.
+    pub fn start_on(ports: (u16, u16, u16), extra: &[&str]) -> ReplicaProcess {
+        let r = Self::spawn_on(ports, extra);
+        r.wait_ready(Duration::from_secs(20));
+        r
+    }
+
+    /// Starts without waiting for readiness.
+    pub fn spawn_on(ports: (u16, u16, u16), extra: &[&str]) -> ReplicaProcess {
+        let (port, admin_port, mesh_port) = ports;
         let child = Command::new(env!("CARGO_BIN_EXE_syncmesh-replica"))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--admin-port", &admin_port.to_string(), "--admin-bind", "127.0.0.1"])
@@ -30,8 +42,21 @@ impl ReplicaProcess {
             .spawn()
             .expect("start syncmesh-replica");
         let r = ReplicaProcess { port, admin_port, mesh_port, child };
-        r.wait_ready(Duration::from_secs(10));
+        // The admin port answers once the process is up (readiness may come later).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", r.admin_port)).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         r
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn digest(&self) -> String {
+        redis::cmd("SYNCMESH.DIGEST").query(&mut self.client()).unwrap()
     }
 
     pub fn url(&self) -> String {
@@ -52,7 +77,7 @@ impl ReplicaProcess {
         (status, payload)
     }
 
-    fn wait_ready(&self, timeout: Duration) {
+    pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() && self.http_get("/readyz").0 == 200
@@ -69,5 +94,35 @@ impl Drop for ReplicaProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Starts `n` replicas of one database on loopback, each seeded with all the others' mesh
+/// addresses (plaintext mesh: these tests are about replication, TLS has its own test).
+pub fn mesh(n: usize, extra: &[&str]) -> Vec<ReplicaProcess> {
+    let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+    let seeds: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{}", p.2)).collect();
+    let seeds = seeds.join(",");
+    let mut args: Vec<&str> = vec!["--peers", &seeds, "--bootstrap-timeout-ms", "300"];
+    args.extend_from_slice(extra);
+    let replicas: Vec<ReplicaProcess> = ports.iter().map(|p| ReplicaProcess::spawn_on(*p, &args)).collect();
+    for r in &replicas {
+        r.wait_ready(Duration::from_secs(20));
+    }
+    replicas
+}
+
+/// Waits until every replica shows the same digest; returns how long it took.
+pub fn converge(replicas: &[&ReplicaProcess], timeout: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let digests: Vec<String> = replicas.iter().map(|r| r.digest()).collect();
+        if digests.windows(2).all(|w| w[0] == w[1]) {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            panic!("replicas did not converge within {timeout:?}: {digests:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
