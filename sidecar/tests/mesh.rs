@@ -26,13 +26,9 @@ fn workload(r: &ReplicaProcess, seed: u64, ops: usize) -> (i64, HashSet<String>)
                 let _: () = c.set(format!("str{k}"), format!("v{seed}-{i}")).unwrap();
             }
             1 => {
-                let _: i64 = c
-                    .incr("counter", 1 + (x % 5) as i64)
-                    .map(|v: i64| {
-                        incremented += 1 + (x % 5) as i64;
-                        v
-                    })
-                    .unwrap();
+                let by = 1 + (x % 5) as i64;
+                let _: i64 = c.incr("counter", by).unwrap();
+                incremented += by;
             }
             2 => {
                 let _: () = c.hset(format!("hash{k}"), format!("f{}", x % 7), i).unwrap();
@@ -57,7 +53,7 @@ fn workload(r: &ReplicaProcess, seed: u64, ops: usize) -> (i64, HashSet<String>)
             }
             8 => {
                 let _: i64 = c.rpush(format!("list{k}"), i).unwrap();
-                if x % 3 == 0 {
+                if x.is_multiple_of(3) {
                     let _: Option<String> = c.lpop(format!("list{k}"), None).unwrap();
                 }
             }
