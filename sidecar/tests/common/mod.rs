@@ -32,10 +32,13 @@ impl ReplicaProcess {
     /// Starts without waiting for readiness.
     pub fn spawn_on(ports: (u16, u16, u16), extra: &[&str]) -> ReplicaProcess {
         let (port, admin_port, mesh_port) = ports;
+        // Plaintext mesh unless the test brings certificates.
+        let insecure: &[&str] = if extra.contains(&"--tls-ca") { &[] } else { &["--mesh-insecure"] };
         let child = Command::new(env!("CARGO_BIN_EXE_syncmesh-replica"))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--admin-port", &admin_port.to_string(), "--admin-bind", "127.0.0.1"])
-            .args(["--mesh-port", &mesh_port.to_string(), "--mesh-bind", "127.0.0.1", "--mesh-insecure"])
+            .args(["--mesh-port", &mesh_port.to_string(), "--mesh-bind", "127.0.0.1"])
+            .args(insecure)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
