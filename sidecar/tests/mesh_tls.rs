@@ -20,7 +20,22 @@ fn make_ca(dir: &Path, ca: &str, names: &[&str]) {
     let d = dir.join(ca);
     std::fs::create_dir_all(&d).unwrap();
     openssl(&d, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"]);
-    openssl(&d, &["req", "-x509", "-new", "-key", "ca.key", "-subj", &format!("/CN={ca}"), "-days", "2", "-out", "ca.crt"]);
+    openssl(
+        &d,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            &format!("/CN={ca}"),
+            "-days",
+            "2",
+            "-out",
+            "ca.crt",
+        ],
+    );
     std::fs::write(
         d.join("ext.cnf"),
         "subjectAltName=DNS:syncmesh-peer,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n",
@@ -28,12 +43,37 @@ fn make_ca(dir: &Path, ca: &str, names: &[&str]) {
     .unwrap();
     for n in names {
         openssl(&d, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &format!("{n}.key")]);
-        openssl(&d, &["req", "-new", "-key", &format!("{n}.key"), "-subj", &format!("/CN={n}"), "-out", &format!("{n}.csr")]);
         openssl(
             &d,
             &[
-                "x509", "-req", "-in", &format!("{n}.csr"), "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-days", "2", "-extfile", "ext.cnf", "-out", &format!("{n}.crt"),
+                "req",
+                "-new",
+                "-key",
+                &format!("{n}.key"),
+                "-subj",
+                &format!("/CN={n}"),
+                "-out",
+                &format!("{n}.csr"),
+            ],
+        );
+        openssl(
+            &d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{n}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+                "-out",
+                &format!("{n}.crt"),
             ],
         );
     }
@@ -48,13 +88,19 @@ fn replicas_with_the_database_ca_replicate_and_a_foreign_certificate_is_refused(
     let seeds = ports.iter().map(|p| format!("127.0.0.1:{}", p.2)).collect::<Vec<_>>().join(",");
     let start = |i: usize, ca: &str, name: &str| {
         let d = dir.join(ca);
-        let (ca, cert, key) = (d.join("ca.crt"), d.join(format!("{name}.crt")), d.join(format!("{name}.key")));
+        let (ca, cert, key) =
+            (d.join("ca.crt"), d.join(format!("{name}.crt")), d.join(format!("{name}.key")));
         let args = [
-            "--tls-ca", ca.to_str().unwrap(),
-            "--tls-cert", cert.to_str().unwrap(),
-            "--tls-key", key.to_str().unwrap(),
-            "--peers", &seeds,
-            "--bootstrap-timeout-ms", "300",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--peers",
+            &seeds,
+            "--bootstrap-timeout-ms",
+            "300",
         ];
         ReplicaProcess::start_on(ports[i], &args)
     };
@@ -67,11 +113,16 @@ fn replicas_with_the_database_ca_replicate_and_a_foreign_certificate_is_refused(
         let cert = dir.join("other-ca").join("rogue.crt");
         let key = dir.join("other-ca").join("rogue.key");
         let args = [
-            "--tls-ca", ca.to_str().unwrap(),
-            "--tls-cert", cert.to_str().unwrap(),
-            "--tls-key", key.to_str().unwrap(),
-            "--peers", &seeds,
-            "--bootstrap-timeout-ms", "300",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--peers",
+            &seeds,
+            "--bootstrap-timeout-ms",
+            "300",
         ];
         ReplicaProcess::start_on(ports[2], &args)
     };

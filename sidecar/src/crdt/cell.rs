@@ -24,7 +24,9 @@ pub struct Write<V> {
 /// A multi-value register: concurrent writes all stay until a later write observes them; the
 /// visible value is the one with the greatest dot.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
 pub struct Register<V> {
+    #[serde(deserialize_with = "crate::crdt::blob::small_vec")]
     writes: SmallVec<[Write<V>; 1]>,
 }
 
@@ -149,6 +151,7 @@ impl Sum {
 /// it observed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counter {
+    #[serde(deserialize_with = "crate::crdt::blob::small_vec")]
     increments: SmallVec<[Increment; 1]>,
 }
 
@@ -255,6 +258,7 @@ impl Counter {
 
 /// A register and a counter on one value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
 pub struct Cell<V> {
     pub reg: Register<V>,
     pub counter: Option<Box<Counter>>,

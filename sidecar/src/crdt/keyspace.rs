@@ -107,7 +107,9 @@ pub struct ZSetPart {
 pub struct HllPart {
     #[serde(with = "registers_serde")]
     pub regs: Option<Box<Registers>>,
+    #[serde(deserialize_with = "crate::crdt::blob::small_vec")]
     pub dels: SmallVec<[Dot; 1]>,
+    #[serde(deserialize_with = "crate::crdt::blob::small_vec")]
     pub first_adds: SmallVec<[Dot; 2]>,
     pub last_add: Option<Dot>,
 }
@@ -443,6 +445,7 @@ impl HllPart {
 /// One key's state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    #[serde(deserialize_with = "crate::crdt::blob::small_vec")]
     parts: SmallVec<[Part; 1]>,
     expiry: Option<Box<Register<Option<u64>>>>,
     /// Seconds (replica clock) of the last access, for `OBJECT IDLETIME`.

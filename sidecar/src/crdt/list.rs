@@ -24,7 +24,9 @@ const MIDDLE: u64 = 1 << 63;
 
 /// Where an element sits in a list.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Position(pub SmallVec<[(u64, Dot); 1]>);
+pub struct Position(
+    #[serde(deserialize_with = "crate::crdt::blob::small_vec")] pub SmallVec<[(u64, Dot); 1]>,
+);
 
 impl Position {
     /// The write that inserted the element.

@@ -14,6 +14,7 @@
 pub mod cell;
 pub mod clock;
 pub mod dot;
+pub mod extended;
 pub mod hll;
 pub mod keyspace;
 pub mod list;
@@ -22,9 +23,9 @@ pub mod op;
 pub mod replica;
 pub mod stream;
 
-/// A byte string as stored: short keys and values (≤ 16 bytes) live inline, without a heap
-/// allocation.
-pub type Blob = smallvec::SmallVec<[u8; 16]>;
+pub mod blob;
+
+pub use blob::Blob;
 
 pub use clock::{Clock, Timestamp};
 pub use dot::{Dot, ReplicaId, VersionVector};

@@ -216,6 +216,17 @@ impl Replica {
 
     /// Joins a peer's snapshot into this replica.
     pub fn install(&mut self, snapshot: Snapshot) {
+        if self.vv.is_empty() && self.dbs.iter().all(|db| db.slots() == 0) {
+            // A fresh replica adopts the state as it is: no join needed.
+            self.vv = snapshot.vv;
+            self.clock.observe(snapshot.clock);
+            for (db, entries) in snapshot.dbs {
+                if let Some(ks) = self.dbs.get_mut(db as usize) {
+                    *ks = Keyspace::from_entries(entries);
+                }
+            }
+            return;
+        }
         let mut other = Replica::new(snapshot.origin, Clock::resume(snapshot.clock, 0));
         other.vv = snapshot.vv;
         for (db, entries) in snapshot.dbs {

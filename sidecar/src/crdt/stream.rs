@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
 
 use super::cell::{Cell, Register};
 use super::dot::{Dot, VersionVector};
@@ -135,7 +134,7 @@ pub struct StreamPart {
     pub groups: BTreeMap<Blob, Group>,
     /// Group deletions not yet known to be stable: a creation that did not observe one is
     /// discarded (deletion wins).
-    pub group_deletes: BTreeMap<Blob, SmallVec<[Dot; 1]>>,
+    pub group_deletes: BTreeMap<Blob, Vec<Dot>>,
 }
 
 fn max_of(reg: &Register<StreamId>) -> StreamId {

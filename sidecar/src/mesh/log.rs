@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::crdt::replica::Update;
-use crate::crdt::{Effect, VersionVector};
+use crate::crdt::{Effect, ReplicaId, VersionVector};
 
 pub struct ReplicationLog {
     entries: VecDeque<(Arc<Update>, usize)>,
@@ -101,7 +101,13 @@ impl ReplicationLog {
 
     /// Up to `max` entries from `seq` on that `have` does not cover; returns them and the
     /// sequence number to continue from. None if `seq` was already dropped.
-    pub fn read(&self, seq: u64, have: &VersionVector, max: usize) -> Option<(Vec<Arc<Update>>, u64)> {
+    pub fn read(
+        &self,
+        seq: u64,
+        have: &VersionVector,
+        skip_origin: ReplicaId,
+        max: usize,
+    ) -> Option<(Vec<Arc<Update>>, u64)> {
         if seq < self.first_seq {
             return None;
         }
@@ -109,7 +115,8 @@ impl ReplicationLog {
         let mut next = seq;
         for (u, _) in self.entries.iter().skip((seq - self.first_seq) as usize) {
             next += 1;
-            if !have.covers(u.last_dot()) {
+            // Never echo a peer's own writes back to it.
+            if u.origin != skip_origin && !have.covers(u.last_dot()) {
                 out.push(u.clone());
                 if out.len() >= max {
                     break;

@@ -148,7 +148,8 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
     }
     server.check_initial_sync();
     let ack_now = Arc::new(tokio::sync::Notify::new());
-    let writer = tokio::spawn(write_loop(server.clone(), wr, theirs.vv.clone(), control, ack_now.clone()));
+    let writer =
+        tokio::spawn(write_loop(server.clone(), wr, peer_id, theirs.vv.clone(), control, ack_now.clone()));
     let result = read_loop(&server, &mut rd, buf, peer_id, &ack_now).await;
     writer.abort();
     mesh.unregister(peer_id, conn_id);
@@ -223,11 +224,12 @@ async fn read_loop(
 async fn write_loop(
     server: Arc<Server>,
     mut wr: WriteHalf<Box<dyn Io>>,
+    peer: ReplicaId,
     peer_vv: VersionVector,
     mut control: mpsc::UnboundedReceiver<Message>,
     ack_now: Arc<tokio::sync::Notify>,
 ) {
-    if let Err(e) = stream_to_peer(&server, &mut wr, peer_vv, &mut control, &ack_now).await {
+    if let Err(e) = stream_to_peer(&server, &mut wr, peer, peer_vv, &mut control, &ack_now).await {
         debug!(error = %e, "mesh writer stopped");
     }
     let _ = wr.shutdown().await;
@@ -262,6 +264,7 @@ async fn send_snapshot(
 async fn stream_to_peer(
     server: &Arc<Server>,
     wr: &mut WriteHalf<Box<dyn Io>>,
+    peer: ReplicaId,
     mut sent: VersionVector,
     control: &mut mpsc::UnboundedReceiver<Message>,
     ack_now: &tokio::sync::Notify,
@@ -290,9 +293,13 @@ async fn stream_to_peer(
                 seq
             }
         };
+        // What the peer acknowledged (it may have got updates from other peers too).
+        if let Some(m) = mesh.members.lock().get(&peer) {
+            sent.merge(&m.ack);
+        }
         let batch = {
             let store = server.store.lock();
-            store.log.read(c, &sent, BATCH)
+            store.log.read(c, &sent, peer, BATCH)
         };
         match batch {
             None => cursor = None, // the log moved past what this peer needs: snapshot

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::commands::{flags, registry, Blocking, CmdError, Ctx};
 use crate::config::Config;
@@ -197,6 +197,13 @@ impl Server {
         let keys: usize = snapshot.dbs.iter().map(|(_, e)| e.len()).sum();
         let mut store = self.store.lock();
         let vv = snapshot.vv.clone();
+        if store.replica.version_vector().dominates(&vv) {
+            // Another peer's snapshot (or the log) already brought all of it.
+            drop(store);
+            debug!(keys, "skipped a snapshot this replica already holds");
+            self.check_initial_sync();
+            return;
+        }
         store.replica.install(snapshot);
         // What came by snapshot cannot be served from this replica's log.
         store.log.truncated.merge(&vv);
