@@ -541,7 +541,8 @@ mod tests {
         assert!(glob_match(b"h[ae]llo", b"hallo", false));
         assert!(!glob_match(b"h[^e]llo", b"hello", false));
         assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
-        assert!(glob_match(b"*", b"", false));
+        // Redis never matches an empty string with a non-empty pattern, not even "*".
+        assert!(!glob_match(b"*", b"", false));
         assert!(glob_match(b"user:*:name", b"user:42:name", false));
         assert!(!glob_match(b"user:*:name", b"user:42:names", false));
         assert!(glob_match(b"a\\*b", b"a*b", false));
