@@ -21,13 +21,14 @@ fn arb_op() -> impl Strategy<Value = Op> {
     let effect = prop_oneof![
         (any::<u8>(), prop::sample::select(vec![Ttl::Keep, Ttl::Clear, Ttl::At(5_000)]))
             .prop_map(|(v, ttl)| Effect::Assign { value: blob(&[b'0' + v % 10]), ttl }),
-        (-5i64..5).prop_map(|n| Effect::Incr { int: n, float: 0.0, is_float: false }),
-        (0u8..4).prop_map(|n| Effect::Incr { int: 0, float: n as f64 * 0.5, is_float: true }),
+        (-5i64..5).prop_map(|n| Effect::Incr { int: n, float: 0.0, is_float: false, ext: None }),
+        (0u8..4).prop_map(|n| Effect::Incr { int: 0, float: n as f64 * 0.5, is_float: true, ext: None }),
         Just(Effect::Delete),
         prop::option::of(1_000u64..9_000).prop_map(|deadline| Effect::Expire { deadline }),
         (member.clone(), any::<u8>())
             .prop_map(|(f, v)| Effect::HashSet { fields: vec![(blob(f), blob(&[v]))] }),
         (member.clone(), -3i64..3).prop_map(|(f, n)| Effect::HashIncr {
+            ext: None,
             field: blob(f),
             int: n,
             float: 0.0,
@@ -225,7 +226,11 @@ fn a_set_that_did_not_see_an_increment_keeps_it() {
     let key = || blob(b"n");
     sim.run(&Step::Write(
         0,
-        vec![Op { db: 0, key: key(), effect: Effect::Incr { int: 5, float: 0.0, is_float: false } }],
+        vec![Op {
+            db: 0,
+            key: key(),
+            effect: Effect::Incr { int: 5, float: 0.0, is_float: false, ext: None },
+        }],
     ));
     sim.run(&Step::Write(
         1,
@@ -250,7 +255,7 @@ fn arb_model_op() -> impl Strategy<Value = Op> {
         (1i64..10).prop_map(|n| Op {
             db: 0,
             key: blob(b"counter"),
-            effect: Effect::Incr { int: n, float: 0.0, is_float: false }
+            effect: Effect::Incr { int: n, float: 0.0, is_float: false, ext: None }
         }),
         (0u32..1000).prop_map(|m| Op {
             db: 0,

@@ -9,9 +9,10 @@ use rand::Rng;
 
 use super::flags::*;
 use super::keys::{parse_cursor, parse_scan_options, scan_slots};
-use super::{arg_f64, arg_i64, cmd, eq_ic, glob_match, CmdError, CmdResult, Command, Ctx};
+use super::{arg_i64, cmd, eq_ic, glob_match, CmdError, CmdResult, Command, Ctx};
+use crate::crdt::extended::Extended;
 use crate::crdt::keyspace::{cell_string, HashPart, Part};
-use crate::crdt::number::{parse_f64, parse_i64};
+use crate::crdt::number::parse_i64;
 use crate::crdt::{Blob, Effect};
 
 #[rustfmt::skip]
@@ -173,27 +174,34 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let new = current.checked_add(by).ok_or(CmdError::Overflow)?;
     ctx.write(
         &args[1],
-        Effect::HashIncr { field: Blob::from_slice(&args[2]), int: by, float: 0.0, is_float: false },
+        Effect::HashIncr {
+            field: Blob::from_slice(&args[2]),
+            int: by,
+            float: 0.0,
+            is_float: false,
+            ext: None,
+        },
     );
     ctx.out.int(new);
     Ok(())
 }
 
 fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let by = arg_f64(&args[3])?;
+    let by = Extended::parse_redis(&args[3]).ok_or(CmdError::NotFloat)?;
     if !by.is_finite() {
         return Err(CmdError::msg("value is NaN or Infinity"));
     }
     let current = match hash(ctx, &args[1])?.and_then(|h| field(h, &args[2])) {
-        None => 0.0,
-        Some(v) => parse_f64(&v).ok_or_else(|| CmdError::msg("hash value is not a float"))?,
+        None => Extended::ZERO,
+        Some(v) => Extended::parse_redis(&v).ok_or_else(|| CmdError::msg("hash value is not a float"))?,
     };
     if !(current + by).is_finite() {
         return Err(CmdError::msg("increment would produce NaN or Infinity"));
     }
+    let field_name = Blob::from_slice(&args[2]);
     ctx.write(
         &args[1],
-        Effect::HashIncr { field: Blob::from_slice(&args[2]), int: 0, float: by, is_float: true },
+        Effect::HashIncr { field: field_name, int: 0, float: by.to_f64(), is_float: true, ext: Some(by) },
     );
     let shown = hash(ctx, &args[1])?.and_then(|h| field(h, &args[2])).unwrap_or_default();
     ctx.out.bulk(&shown);

@@ -9,8 +9,9 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use super::flags::*;
-use super::{arg_f64, arg_i64, cmd, eq_ic, CmdError, CmdResult, Command, Ctx};
-use crate::crdt::number::{format_float_value, parse_f64, parse_i64};
+use super::{arg_i64, cmd, eq_ic, CmdError, CmdResult, Command, Ctx};
+use crate::crdt::extended::Extended;
+use crate::crdt::number::parse_i64;
 use crate::crdt::{Blob, Effect, Ttl};
 
 /// Redis's `proto-max-bulk-len`: the largest string a command may build.
@@ -357,27 +358,26 @@ fn incr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(v) => parse_i64(&v).ok_or(CmdError::NotInteger)?,
     };
     let new = current.checked_add(by).ok_or(CmdError::Overflow)?;
-    ctx.write(&args[1], Effect::Incr { int: by, float: 0.0, is_float: false });
+    ctx.write(&args[1], Effect::Incr { int: by, float: 0.0, is_float: false, ext: None });
     ctx.out.int(new);
     Ok(())
 }
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let by = arg_f64(&args[2])?;
+    // Redis computes in x87 long double; so does this, to give the same digits.
+    let by = Extended::parse_redis(&args[2]).ok_or(CmdError::NotFloat)?;
     let current = match ctx.get_string(&args[1])? {
-        None => 0.0,
-        Some(v) => parse_f64(&v).ok_or(CmdError::NotFloat)?,
+        None => Extended::ZERO,
+        Some(v) => Extended::parse_redis(&v).ok_or(CmdError::NotFloat)?,
     };
     let new = current + by;
-    if !new.is_finite() || !by.is_finite() {
+    if !new.is_finite() {
         return Err(CmdError::msg("increment would produce NaN or Infinity"));
     }
-    ctx.write(&args[1], Effect::Incr { int: 0, float: by, is_float: true });
+    ctx.write(&args[1], Effect::Incr { int: 0, float: by.to_f64(), is_float: true, ext: Some(by) });
     // Reply with what the key now shows (the same text GET returns).
-    let shown = ctx
-        .get_string(&args[1])?
-        .map(Cow::into_owned)
-        .unwrap_or_else(|| format_float_value(new).into_bytes());
+    let shown =
+        ctx.get_string(&args[1])?.map(Cow::into_owned).unwrap_or_else(|| new.format_human().into_bytes());
     ctx.out.bulk(&shown);
     Ok(())
 }

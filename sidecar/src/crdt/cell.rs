@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 
 use super::clock::Timestamp;
 use super::dot::{Dot, ReplicaId, VersionVector};
+use super::extended::Extended;
 
 /// One write in a [`Register`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,6 +122,8 @@ pub struct Increment {
     pub int: i64,
     pub float: f64,
     pub is_float: bool,
+    /// The float part in x87 extended precision (what string counters show, as Redis does).
+    pub ext: Extended,
 }
 
 impl Increment {
@@ -132,13 +135,40 @@ impl Increment {
     }
 }
 
+/// One increment as a write carries it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Delta {
+    pub int: i64,
+    pub float: f64,
+    pub is_float: bool,
+    /// The exact float increment, when known (INCRBYFLOAT); else `float` is used.
+    pub ext: Option<Extended>,
+}
+
+impl Delta {
+    pub fn int(n: i64) -> Delta {
+        Delta { int: n, ..Delta::default() }
+    }
+
+    pub fn float(f: f64) -> Delta {
+        Delta { float: f, is_float: true, ..Delta::default() }
+    }
+}
+
 /// The numeric value of a counter: integer increments are summed exactly, float increments
 /// (`INCRBYFLOAT`) separately; a counter that saw a float increment reads as a float.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sum {
     pub int: i64,
     pub float: f64,
     pub is_float: bool,
+    pub ext: Extended,
+}
+
+impl Default for Sum {
+    fn default() -> Sum {
+        Sum { int: 0, float: 0.0, is_float: false, ext: Extended::ZERO }
+    }
 }
 
 impl Sum {
@@ -156,12 +186,17 @@ pub struct Counter {
 }
 
 impl Counter {
+    /// Floats are summed in dot order, so that replicas holding the same increments show the
+    /// same value whatever order they received them in.
     pub fn sum(&self) -> Sum {
         let mut s = Sum::default();
-        for i in &self.increments {
+        let mut ordered: SmallVec<[&Increment; 4]> = self.increments.iter().collect();
+        ordered.sort_by_key(|i| (i.dot, i.from));
+        for i in ordered {
             s.int = s.int.wrapping_add(i.int);
             s.float += i.float;
             s.is_float |= i.is_float;
+            s.ext = s.ext + i.ext;
         }
         s
     }
@@ -178,8 +213,10 @@ impl Counter {
         &self.increments
     }
 
-    pub fn add(&mut self, dot: Dot, int: i64, float: f64, is_float: bool, stable: &VersionVector) {
-        self.increments.push(Increment { dot, from: dot.ts, int, float, is_float });
+    pub fn add(&mut self, dot: Dot, delta: Delta, stable: &VersionVector) {
+        let Delta { int, float, is_float, ext } = delta;
+        let ext = ext.unwrap_or_else(|| Extended::from_f64(float));
+        self.increments.push(Increment { dot, from: dot.ts, int, float, is_float, ext });
         self.compact(stable);
     }
 
@@ -208,6 +245,7 @@ impl Counter {
                         let into = &mut self.increments[i];
                         into.int = into.int.wrapping_add(other.int);
                         into.float += other.float;
+                        into.ext = into.ext + other.ext;
                         into.is_float |= other.is_float;
                         into.from = into.from.min(other.from);
                         into.dot = into.dot.max(other.dot);
@@ -286,8 +324,8 @@ impl<V: Clone + PartialEq> Cell<V> {
         self.remove_covered_increments(ctx);
     }
 
-    pub fn increment(&mut self, dot: Dot, int: i64, float: f64, is_float: bool, stable: &VersionVector) {
-        self.counter.get_or_insert_with(Default::default).add(dot, int, float, is_float, stable);
+    pub fn increment(&mut self, dot: Dot, delta: Delta, stable: &VersionVector) {
+        self.counter.get_or_insert_with(Default::default).add(dot, delta, stable);
     }
 
     pub fn remove_covered(&mut self, ctx: &VersionVector) -> bool {
@@ -362,8 +400,8 @@ mod tests {
     fn a_write_resets_observed_increments_only() {
         let stable = vv(&[]);
         let mut cell: Cell<i64> = Cell::default();
-        cell.increment(dot(1, 1), 10, 0.0, false, &stable);
-        cell.increment(dot(2, 2), 5, 0.0, false, &stable);
+        cell.increment(dot(1, 1), Delta::int(10), &stable);
+        cell.increment(dot(2, 2), Delta::int(5), &stable);
         // replica 3 set the value having seen only replica 1's increment
         cell.assign(dot(3, 3), 100, &vv(&[(1, 1)]));
         assert_eq!(cell.reg.value(), Some(&100));
@@ -374,18 +412,18 @@ mod tests {
     fn stable_increments_compact_into_one_run() {
         let mut c = Counter::default();
         let none = vv(&[]);
-        c.add(dot(1, 1), 1, 0.0, false, &none);
-        c.add(dot(1, 2), 2, 0.0, false, &none);
-        c.add(dot(1, 3), 3, 0.0, false, &none);
+        c.add(dot(1, 1), Delta::int(1), &none);
+        c.add(dot(1, 2), Delta::int(2), &none);
+        c.add(dot(1, 3), Delta::int(3), &none);
         assert_eq!(c.increments().len(), 3);
         c.compact(&vv(&[(1, 2)]));
         assert_eq!(c.increments().len(), 2);
         assert_eq!(c.sum().int, 6);
         // a state that did not compact joins with one that did without double counting
         let mut uncompacted = Counter::default();
-        uncompacted.add(dot(1, 1), 1, 0.0, false, &none);
-        uncompacted.add(dot(1, 2), 2, 0.0, false, &none);
-        uncompacted.add(dot(1, 3), 3, 0.0, false, &none);
+        uncompacted.add(dot(1, 1), Delta::int(1), &none);
+        uncompacted.add(dot(1, 2), Delta::int(2), &none);
+        uncompacted.add(dot(1, 3), Delta::int(3), &none);
         let ctx = vv(&[(1, 3)]);
         let mut j = uncompacted.clone();
         j.join(&c, &ctx, &ctx);

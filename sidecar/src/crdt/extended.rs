@@ -60,7 +60,7 @@ const MAX_HEX_DIGITS: usize = 20;
 /// `exp == 0`; the infinities and NaN have `mant == 0` and the sentinel exponents `INF_EXP` and
 /// `NAN_EXP` (NaN is never negative here). Every value has exactly one representation, so
 /// `PartialEq` compares representations: `-0` and `+0` differ, and NaN equals NaN.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Extended {
     neg: bool,
     mant: u64,

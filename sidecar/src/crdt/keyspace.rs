@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use indexmap::{IndexMap, IndexSet};
 use smallvec::SmallVec;
 
-use super::cell::{Cell, Register, Sum};
+use super::cell::{Cell, Delta, Register, Sum};
 use super::dot::{Dot, VersionVector};
+use super::extended::Extended;
 use super::hll::{self, Registers};
 use super::list::ListPart;
 use super::number::{format_float_value, parse_f64, parse_i64};
@@ -560,9 +561,13 @@ impl Entry {
                     }
                 }
             }
-            Effect::Incr { int, float, is_float } => {
+            Effect::Incr { int, float, is_float, ext } => {
                 if let Part::Str(c) = self.part_mut(Kind::String) {
-                    c.increment(dot, *int, *float, *is_float, stable);
+                    c.increment(
+                        dot,
+                        Delta { int: *int, float: *float, is_float: *is_float, ext: *ext },
+                        stable,
+                    );
                 }
             }
             Effect::Delete => {
@@ -586,12 +591,13 @@ impl Entry {
                     }
                 }
             }
-            Effect::HashIncr { field, int, float, is_float } => {
+            Effect::HashIncr { field, int, float, is_float, ext } => {
                 if let Part::Hash(h) = self.part_mut(Kind::Hash) {
-                    h.fields
-                        .entry(field.clone())
-                        .or_default()
-                        .increment(dot, *int, *float, *is_float, stable);
+                    h.fields.entry(field.clone()).or_default().increment(
+                        dot,
+                        Delta { int: *int, float: *float, is_float: *is_float, ext: *ext },
+                        stable,
+                    );
                 }
             }
             Effect::HashDel { fields } => {
@@ -634,7 +640,7 @@ impl Entry {
             }
             Effect::ZIncr { member, delta } => {
                 if let Part::ZSet(z) = self.part_mut(Kind::ZSet) {
-                    z.update(member, |c| c.increment(dot, 0, *delta, true, stable));
+                    z.update(member, |c| c.increment(dot, Delta::float(*delta), stable));
                 }
             }
             Effect::ZRem { members } => {
@@ -815,8 +821,16 @@ fn with_increments(base: &[u8], has_counter: bool, sum: Sum) -> Cow<'_, [u8]> {
             return Cow::Owned(b.wrapping_add(sum.int).to_string().into_bytes());
         }
     }
-    match parse_f64(base) {
-        Some(b) => Cow::Owned(format_float_value(b + sum.as_f64()).into_bytes()),
+    // As Redis: parse in x87 extended precision, add, print with 17 decimals.
+    match Extended::parse_redis(base) {
+        Some(b) => {
+            let total = b + Extended::from_i64(sum.int) + sum.ext;
+            if total.is_finite() {
+                Cow::Owned(total.format_human().into_bytes())
+            } else {
+                Cow::Owned(format_float_value(parse_f64(base).unwrap_or(0.0) + sum.as_f64()).into_bytes())
+            }
+        }
         // A concurrent non-numeric SET: the string shows as written (documented).
         None => Cow::Borrowed(base),
     }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::extended::Extended;
 use super::list::Position;
 use super::stream::StreamId;
 use super::Blob;
@@ -34,6 +35,8 @@ pub enum Effect {
         int: i64,
         float: f64,
         is_float: bool,
+        /// The exact increment of INCRBYFLOAT (x87 extended precision, as Redis computes).
+        ext: Option<Extended>,
     },
     /// `DEL`, `UNLINK`, `FLUSHDB` per key, expiry: everything observed of the key goes.
     Delete,
@@ -49,6 +52,7 @@ pub enum Effect {
         int: i64,
         float: f64,
         is_float: bool,
+        ext: Option<Extended>,
     },
     HashDel {
         fields: Vec<Blob>,

@@ -181,7 +181,7 @@ impl StreamPart {
         }
         let top = max_of(&self.last_id).max(id);
         self.last_id.assign(dot, top, ctx);
-        self.entries_added.increment(dot, 1, 0.0, false, stable);
+        self.entries_added.increment(dot, super::cell::Delta::int(1), stable);
     }
 
     pub fn delete(&mut self, ids: &[StreamId], dot: Dot, ctx: &VersionVector) {
