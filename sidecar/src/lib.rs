@@ -8,6 +8,7 @@
 //! - [`admin`]: the HTTP admin port.
 
 pub mod admin;
+pub mod alloc;
 pub mod commands;
 pub mod config;
 pub mod crdt;

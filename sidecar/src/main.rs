@@ -3,7 +3,8 @@ use syncmesh_replica::config::Config;
 
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOC: syncmesh_replica::alloc::Counting<tikv_jemallocator::Jemalloc> =
+    syncmesh_replica::alloc::Counting(tikv_jemallocator::Jemalloc);
 
 fn main() {
     let config = Config::parse();

@@ -336,7 +336,27 @@ fn copy_value(ctx: &mut Ctx, src_db: usize, src: &[u8], db: usize, dst: &[u8]) -
     for e in effects {
         ctx.write_in(db, dst, e);
     }
+    copy_local_stream_state(ctx, src_db, src, db, dst);
     true
+}
+
+/// Consumer groups' pending entries and consumers are not replicated (they belong to this
+/// replica), so RENAME and COPY carry them over by hand.
+fn copy_local_stream_state(ctx: &mut Ctx, src_db: usize, src: &[u8], db: usize, dst: &[u8]) {
+    let groups = match ctx.store.replica.db(src_db).get(src).and_then(|e| e.visible()) {
+        Some(Part::Stream(s)) => s.groups.clone(),
+        _ => return,
+    };
+    if let Some(Part::Stream(d)) = ctx.store.replica.db_mut(db).get_mut(dst).and_then(|e| e.visible_mut()) {
+        for (name, g) in groups {
+            if let Some(target) = d.groups.get_mut(&name) {
+                target.pending = g.pending;
+                target.consumers = g.consumers;
+                target.delivered = g.delivered;
+                target.entries_read = g.entries_read;
+            }
+        }
+    }
 }
 
 fn rename(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -941,7 +941,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let exists = entries.contains_key(&id);
         if let std::collections::btree_map::Entry::Vacant(slot) = g.pending.entry(id) {
             if force && exists {
-                slot.insert(Pending { consumer: Blob::new(), delivered_ms: now, deliveries: 0 });
+                slot.insert(Pending { consumer: Blob::new(), delivered_ms: now, deliveries: 1 });
             } else {
                 continue;
             }
@@ -1075,10 +1075,7 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let s = s.clone();
             ctx.out.array(s.groups.len());
             for (name, g) in &s.groups {
-                let lag = s
-                    .entries
-                    .range((std::ops::Bound::Excluded(g.last_delivered()), std::ops::Bound::Unbounded))
-                    .count();
+                let lag = group_lag(&s, g);
                 ctx.out.map(6);
                 ctx.out.bulk(b"name");
                 ctx.out.bulk(name);
@@ -1094,7 +1091,10 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     None => ctx.out.null(),
                 }
                 ctx.out.bulk(b"lag");
-                ctx.out.int(lag as i64);
+                match lag {
+                    Some(l) => ctx.out.int(l),
+                    None => ctx.out.null(),
+                }
             }
         }
         "consumers" if args.len() == 4 => {
@@ -1109,15 +1109,13 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.out.array(g.consumers.len());
             for (name, c) in &g.consumers {
                 let pending = g.pending.values().filter(|p| p.consumer == *name).count();
-                ctx.out.map(4);
+                ctx.out.map(3);
                 ctx.out.bulk(b"name");
                 ctx.out.bulk(name);
                 ctx.out.bulk(b"pending");
                 ctx.out.int(pending as i64);
                 ctx.out.bulk(b"idle");
                 ctx.out.int(now.saturating_sub(c.seen_ms) as i64);
-                ctx.out.bulk(b"inactive");
-                ctx.out.int(c.active_ms.map(|a| now.saturating_sub(a) as i64).unwrap_or(-1));
             }
         }
         "help" => {
@@ -1128,6 +1126,25 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(unknown_subcommand(args)),
     }
     Ok(())
+}
+
+/// How many entries the group has yet to read, when that is known (as Redis 7.0 reckons it:
+/// unknown once entries after the group's position were deleted and its read count is unknown).
+fn group_lag(s: &StreamPart, g: &crate::crdt::stream::Group) -> Option<i64> {
+    let added = s.entries_added();
+    if added == 0 {
+        return Some(0);
+    }
+    let last = g.last_delivered();
+    let tombstones_after = s.max_deleted_id() > last;
+    match g.entries_read {
+        Some(read) if !tombstones_after => Some(added - read),
+        _ if last >= s.last_id() => Some(0),
+        _ if s.max_deleted_id() == StreamId::MIN && s.entries.keys().next().is_some_and(|f| last < *f) => {
+            Some(added)
+        }
+        _ => None,
+    }
 }
 
 fn write_stream_info(ctx: &mut Ctx, s: &StreamPart, full: bool, count: usize, now: u64) {
@@ -1181,11 +1198,10 @@ fn write_stream_info(ctx: &mut Ctx, s: &StreamPart, full: bool, count: usize, no
             None => ctx.out.null(),
         }
         ctx.out.bulk(b"lag");
-        let lag = s
-            .entries
-            .range((std::ops::Bound::Excluded(g.last_delivered()), std::ops::Bound::Unbounded))
-            .count();
-        ctx.out.int(lag as i64);
+        match group_lag(s, g) {
+            Some(l) => ctx.out.int(l),
+            None => ctx.out.null(),
+        }
         ctx.out.bulk(b"pel-count");
         ctx.out.int(g.pending.len() as i64);
         ctx.out.bulk(b"pending");
@@ -1202,13 +1218,11 @@ fn write_stream_info(ctx: &mut Ctx, s: &StreamPart, full: bool, count: usize, no
         ctx.out.array(g.consumers.len());
         for (cname, c) in &g.consumers {
             let mine: Vec<_> = g.pending.iter().filter(|(_, p)| p.consumer == *cname).take(count).collect();
-            ctx.out.map(5);
+            ctx.out.map(4);
             ctx.out.bulk(b"name");
             ctx.out.bulk(cname);
             ctx.out.bulk(b"seen-time");
             ctx.out.int(c.seen_ms as i64);
-            ctx.out.bulk(b"active-time");
-            ctx.out.int(c.active_ms.map(|a| a as i64).unwrap_or(-1));
             ctx.out.bulk(b"pel-count");
             ctx.out.int(g.pending.values().filter(|p| p.consumer == *cname).count() as i64);
             ctx.out.bulk(b"pending");

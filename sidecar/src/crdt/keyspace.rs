@@ -936,6 +936,9 @@ impl Keyspace {
         if void {
             self.hidden -= 1;
             self.entries.swap_remove_index(index);
+            if self.entries.len() * 8 < self.entries.capacity() {
+                self.shrink();
+            }
         }
         if has_expiry && !void {
             self.expiring.insert(Blob::from_slice(key));
@@ -953,6 +956,17 @@ impl Keyspace {
         self.hidden = self.entries.values().filter(|e| !e.is_visible()).count();
         let entries = &self.entries;
         self.expiring.retain(|k| entries.get(k).is_some_and(|e| e.has_expiry_state()));
+        self.shrink();
+    }
+
+    /// Gives memory back once the table is mostly empty (as Redis resizes its dictionaries).
+    fn shrink(&mut self) {
+        if self.entries.capacity() > 64 && self.entries.len() * 8 < self.entries.capacity() {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+        if self.expiring.capacity() > 64 && self.expiring.len() * 8 < self.expiring.capacity() {
+            self.expiring.shrink_to(self.expiring.len() * 2);
+        }
     }
 
     /// Compacts the entries in slots `from..from + n`; returns how many slots it looked at.

@@ -503,6 +503,10 @@ fn active_expire(server: &Server) {
 }
 
 pub fn allocated_bytes() -> u64 {
+    let counted = crate::alloc::counted();
+    if counted > 0 {
+        return counted as u64;
+    }
     #[cfg(not(target_env = "msvc"))]
     {
         let _ = tikv_jemalloc_ctl::epoch::advance();
