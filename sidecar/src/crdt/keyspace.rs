@@ -908,7 +908,7 @@ impl Keyspace {
         stable: &VersionVector,
     ) {
         if *effect == Effect::Flush {
-            return self.flush(dot, ctx);
+            return self.flush(dot, ctx, stable);
         }
         let (index, entry) = match self.entries.get_full_mut(key) {
             Some((i, _, e)) => (i, e),
@@ -948,9 +948,12 @@ impl Keyspace {
     }
 
     /// Removes everything `ctx` covers from every key.
-    fn flush(&mut self, dot: Dot, ctx: &VersionVector) {
+    fn flush(&mut self, dot: Dot, ctx: &VersionVector, stable: &VersionVector) {
         self.entries.retain(|_, e| {
-            e.apply(&Effect::Delete, dot, ctx, &VersionVector::new());
+            e.apply(&Effect::Delete, dot, ctx, stable);
+            if !e.is_visible() {
+                e.compact(stable);
+            }
             !e.is_void()
         });
         self.hidden = self.entries.values().filter(|e| !e.is_visible()).count();

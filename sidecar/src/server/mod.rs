@@ -357,6 +357,11 @@ impl Server {
         }
         if let Some(mesh) = &self.mesh {
             if client.multi.is_none() && store.log_local_writes() {
+                if mesh.members.lock().is_empty() && !mesh.has_seeds {
+                    // Nobody to stream to: a member that turns up later gets a snapshot.
+                    let mine = store.replica.version_vector().clone();
+                    store.log.truncate_acked(&mine);
+                }
                 mesh.log_seq.send_replace(store.log.end_seq());
             }
         }
