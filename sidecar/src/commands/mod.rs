@@ -338,6 +338,12 @@ impl<'a> Ctx<'a> {
 
     pub fn write_in(&mut self, db: usize, key: &[u8], effect: Effect) {
         let flush = effect == Effect::Flush;
+        let removal = matches!(
+            effect,
+            Effect::HashDel { .. } | Effect::SetRem { .. } | Effect::ZRem { .. } | Effect::ListRemove { .. }
+        );
+        let kind_before =
+            if removal { self.store.replica.db(db).get(key).and_then(|e| e.kind()) } else { None };
         let dot = self.store.write(Op { db: db as u8, key: Blob::from_slice(key), effect }, self.now);
         self.client.last_write = Some(dot);
         if flush {
@@ -346,8 +352,10 @@ impl<'a> Ctx<'a> {
         let secs = self.uptime_secs();
         let Some(e) = self.store.replica.db_mut(db).get_mut(key) else { return };
         e.accessed = secs;
-        // A key whose last element went (SREM, HDEL, ZREM, …) is deleted, TTL and all, as in Redis.
-        if !e.is_visible() && e.has_expiry_state() {
+        // A key whose last element went (SREM, HDEL, ZREM, …) is deleted, TTL and all, as in Redis
+        // (and with it any value that lost a type conflict, which would otherwise show through).
+        let emptied = kind_before.is_some() && e.kind() != kind_before;
+        if (!e.is_visible() && e.has_expiry_state()) || (emptied && e.is_visible()) {
             self.store
                 .write(Op { db: db as u8, key: Blob::from_slice(key), effect: Effect::Delete }, self.now);
         }

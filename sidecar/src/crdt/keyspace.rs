@@ -500,7 +500,9 @@ impl Entry {
         if reg.writes().iter().any(|w| w.value.is_none()) {
             return None;
         }
-        if let Some(Part::Str(c)) = self.parts.iter().find(|p| p.kind() == Kind::String) {
+        // Only a string that is what clients see can cancel the TTL (not one that lost a type
+        // conflict).
+        if let Some(Part::Str(c)) = self.visible() {
             if c.reg.writes().iter().any(|w| w.value.clears_ttl) {
                 return None;
             }
