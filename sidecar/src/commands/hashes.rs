@@ -107,17 +107,9 @@ fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let present: Vec<Blob> = match hash(ctx, &args[1])? {
+    let present = match hash(ctx, &args[1])? {
         None => vec![],
-        Some(h) => {
-            let mut v: Vec<Blob> = Vec::new();
-            for f in &args[2..] {
-                if h.fields.contains_key(&f[..]) && !v.iter().any(|x| x[..] == f[..]) {
-                    v.push(Blob::from_slice(f));
-                }
-            }
-            v
-        }
+        Some(h) => super::present_once(&args[2..], |a| h.fields.contains_key(a)),
     };
     let n = present.len();
     if n > 0 {

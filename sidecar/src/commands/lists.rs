@@ -370,29 +370,9 @@ fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let blocking = eq_ic(&args[0], "blmpop");
     let (timeout, rest) =
         if blocking { (Some(arg_timeout_secs(&args[1])?), &args[2..]) } else { (None, &args[1..]) };
-    let numkeys = arg_i64(&rest[0]).map_err(|_| CmdError::msg("numkeys should be greater than 0"))?;
-    if numkeys <= 0 {
-        return Err(CmdError::msg("numkeys should be greater than 0"));
-    }
-    let numkeys = numkeys as usize;
-    if numkeys + 1 >= rest.len() {
-        return Err(CmdError::Syntax);
-    }
-    let keys = &rest[1..=numkeys];
-    let left = parse_side(&rest[numkeys + 1])?;
-    let mut count = 1usize;
-    let opts = &rest[numkeys + 2..];
-    match opts.len() {
-        0 => {}
-        2 if eq_ic(&opts[0], "count") => {
-            let c = arg_i64(&opts[1]).map_err(|_| CmdError::msg("count should be greater than 0"))?;
-            if c <= 0 {
-                return Err(CmdError::msg("count should be greater than 0"));
-            }
-            count = c as usize;
-        }
-        _ => return Err(CmdError::Syntax),
-    }
+    let (keys, after) = super::numkeys_then_rest(rest)?;
+    let left = parse_side(&after[0])?;
+    let count = super::mpop_count(&after[1..])?;
     for key in keys {
         if list(ctx, key)?.is_some() {
             let values = pop_values(ctx, key, left, count)?;

@@ -394,6 +394,45 @@ pub fn arg_timeout_secs(b: &[u8]) -> Result<Option<u64>, CmdError> {
     Ok((ms > 0).then_some(ms))
 }
 
+/// The distinct arguments for which `present` holds, in order (what HDEL, SREM, ZREM remove).
+pub fn present_once(args: &[Bytes], present: impl Fn(&[u8]) -> bool) -> Vec<Blob> {
+    let mut out: Vec<Blob> = Vec::new();
+    for a in args {
+        if present(a) && !out.iter().any(|x| x[..] == a[..]) {
+            out.push(Blob::from_slice(a));
+        }
+    }
+    out
+}
+
+/// `numkeys key [key ...] <rest>` of LMPOP/ZMPOP/BLMPOP/BZMPOP: the keys and what follows them.
+pub fn numkeys_then_rest(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), CmdError> {
+    let numkeys = arg_i64(&args[0]).map_err(|_| CmdError::msg("numkeys should be greater than 0"))?;
+    if numkeys <= 0 {
+        return Err(CmdError::msg("numkeys should be greater than 0"));
+    }
+    let numkeys = numkeys as usize;
+    if numkeys + 1 >= args.len() {
+        return Err(CmdError::Syntax);
+    }
+    Ok((&args[1..=numkeys], &args[numkeys + 1..]))
+}
+
+/// The optional `COUNT count` of LMPOP/ZMPOP (1 when absent).
+pub fn mpop_count(opts: &[Bytes]) -> Result<usize, CmdError> {
+    match opts.len() {
+        0 => Ok(1),
+        2 if eq_ic(&opts[0], "count") => {
+            let c = arg_i64(&opts[1]).map_err(|_| CmdError::msg("count should be greater than 0"))?;
+            if c <= 0 {
+                return Err(CmdError::msg("count should be greater than 0"));
+            }
+            Ok(c as usize)
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
 pub fn arg_usize(b: &[u8]) -> Result<usize, CmdError> {
     let n = arg_i64(b)?;
     usize::try_from(n).map_err(|_| CmdError::NotInteger)

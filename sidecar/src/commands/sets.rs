@@ -81,17 +81,9 @@ fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let present: Vec<Blob> = match set(ctx, &args[1])? {
+    let present = match set(ctx, &args[1])? {
         None => vec![],
-        Some(s) => {
-            let mut v: Vec<Blob> = Vec::new();
-            for m in &args[2..] {
-                if s.members.contains_key(&m[..]) && !v.iter().any(|x| x[..] == m[..]) {
-                    v.push(Blob::from_slice(m));
-                }
-            }
-            v
-        }
+        Some(s) => super::present_once(&args[2..], |a| s.members.contains_key(a)),
     };
     let n = present.len();
     if n > 0 {

@@ -162,17 +162,9 @@ fn zincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let present: Vec<Blob> = match zset(ctx, &args[1])? {
+    let present = match zset(ctx, &args[1])? {
         None => vec![],
-        Some(z) => {
-            let mut v: Vec<Blob> = Vec::new();
-            for m in &args[2..] {
-                if z.members.contains_key(&m[..]) && !v.iter().any(|x| x[..] == m[..]) {
-                    v.push(Blob::from_slice(m));
-                }
-            }
-            v
-        }
+        Some(z) => super::present_once(&args[2..], |a| z.members.contains_key(a)),
     };
     let n = present.len();
     if n > 0 {
@@ -747,35 +739,15 @@ fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let blocking = eq_ic(&args[0], "bzmpop");
     let (timeout, rest) =
         if blocking { (Some(super::arg_timeout_secs(&args[1])?), &args[2..]) } else { (None, &args[1..]) };
-    let numkeys = arg_i64(&rest[0]).map_err(|_| CmdError::msg("numkeys should be greater than 0"))?;
-    if numkeys <= 0 {
-        return Err(CmdError::msg("numkeys should be greater than 0"));
-    }
-    let numkeys = numkeys as usize;
-    if numkeys + 1 >= rest.len() {
-        return Err(CmdError::Syntax);
-    }
-    let keys = &rest[1..=numkeys];
-    let max = if eq_ic(&rest[numkeys + 1], "max") {
+    let (keys, after) = super::numkeys_then_rest(rest)?;
+    let max = if eq_ic(&after[0], "max") {
         true
-    } else if eq_ic(&rest[numkeys + 1], "min") {
+    } else if eq_ic(&after[0], "min") {
         false
     } else {
         return Err(CmdError::Syntax);
     };
-    let opts = &rest[numkeys + 2..];
-    let mut count = 1usize;
-    match opts.len() {
-        0 => {}
-        2 if eq_ic(&opts[0], "count") => {
-            let c = arg_i64(&opts[1]).map_err(|_| CmdError::msg("count should be greater than 0"))?;
-            if c <= 0 {
-                return Err(CmdError::msg("count should be greater than 0"));
-            }
-            count = c as usize;
-        }
-        _ => return Err(CmdError::Syntax),
-    }
+    let count = super::mpop_count(&after[1..])?;
     for key in keys {
         if zset(ctx, key)?.is_some() {
             let items = pop(ctx, key, max, count)?;
