@@ -54,6 +54,122 @@ enum Step {
     Deliver(usize, usize),
     /// Advance causal stability everywhere and compact.
     Stabilize,
+    /// Replica `r` runs a list or stream command, computed from what it sees now.
+    Event(usize, EventOp),
+}
+
+#[derive(Clone, Debug)]
+enum EventOp {
+    Push { left: bool, v: u8 },
+    Pop { left: bool },
+    Set { index: u8, v: u8 },
+    Insert { index: u8, v: u8 },
+    XAdd { ms: u8 },
+    XDel { index: u8 },
+    GroupCreate { g: u8 },
+    GroupDestroy { g: u8 },
+    Ack { g: u8, index: u8 },
+}
+
+fn arb_event() -> impl Strategy<Value = EventOp> {
+    prop_oneof![
+        (any::<bool>(), any::<u8>()).prop_map(|(left, v)| EventOp::Push { left, v }),
+        any::<bool>().prop_map(|left| EventOp::Pop { left }),
+        (any::<u8>(), any::<u8>()).prop_map(|(index, v)| EventOp::Set { index, v }),
+        (any::<u8>(), any::<u8>()).prop_map(|(index, v)| EventOp::Insert { index, v }),
+        (0u8..20).prop_map(|ms| EventOp::XAdd { ms }),
+        any::<u8>().prop_map(|index| EventOp::XDel { index }),
+        (0u8..2).prop_map(|g| EventOp::GroupCreate { g }),
+        (0u8..2).prop_map(|g| EventOp::GroupDestroy { g }),
+        (0u8..2, any::<u8>()).prop_map(|(g, index)| EventOp::Ack { g, index }),
+    ]
+}
+
+/// The writes a command makes on replica `replica`, given what it sees (as the command layer
+/// computes them).
+fn event_ops(replica: &Replica, r: usize, e: &EventOp) -> Vec<Op> {
+    use syncmesh_replica::crdt::keyspace::Part;
+    use syncmesh_replica::crdt::list::position_between;
+    use syncmesh_replica::crdt::stream::StreamId;
+    use syncmesh_replica::crdt::Dot;
+    let list = match replica.db(0).get(b"list").and_then(|e| e.visible()) {
+        Some(Part::List(l)) => Some((**l).clone()),
+        _ => None,
+    };
+    let stream = match replica.db(0).get(b"stream").and_then(|e| e.visible()) {
+        Some(Part::Stream(s)) => Some((**s).clone()),
+        _ => None,
+    };
+    let op = |key: &[u8], effect| Op { db: 0, key: blob(key), effect };
+    let positions: Vec<_> = list.as_ref().map(|l| l.items.keys().cloned().collect()).unwrap_or_default();
+    let pick = |i: u8| (!positions.is_empty()).then(|| positions[i as usize % positions.len()].clone());
+    match e {
+        EventOp::Push { left, v } => {
+            let p = if *left {
+                position_between(None, positions.first(), Dot::default())
+            } else {
+                position_between(positions.last(), None, Dot::default())
+            };
+            vec![op(b"list", Effect::ListInsert { items: vec![(p, blob(&[*v]))] })]
+        }
+        EventOp::Pop { left } => {
+            let p = if *left { positions.first() } else { positions.last() };
+            p.map(|p| vec![op(b"list", Effect::ListRemove { positions: vec![p.clone()] })])
+                .unwrap_or_default()
+        }
+        EventOp::Set { index, v } => pick(*index)
+            .map(|p| vec![op(b"list", Effect::ListSet { position: p, value: blob(&[*v]) })])
+            .unwrap_or_default(),
+        EventOp::Insert { index, v } => {
+            let i = if positions.is_empty() { 0 } else { *index as usize % positions.len() };
+            let p = position_between(positions.get(i), positions.get(i + 1), Dot::default());
+            vec![op(b"list", Effect::ListInsert { items: vec![(p, blob(&[*v]))] })]
+        }
+        EventOp::XAdd { ms } => {
+            // Replicas 0 and 2 may pick the same id: the entry with the greater dot wins.
+            let last = stream.as_ref().map(|s| s.last_id()).unwrap_or_default();
+            let id = StreamId::new(last.ms.max(*ms as u64) + 1, (r % 2) as u64);
+            vec![op(b"stream", Effect::StreamAdd { id, fields: vec![(blob(b"f"), blob(&[*ms]))] })]
+        }
+        EventOp::XDel { index } => stream
+            .as_ref()
+            .and_then(|s| {
+                let ids: Vec<StreamId> = s.entries.keys().copied().collect();
+                (!ids.is_empty()).then(|| ids[*index as usize % ids.len()])
+            })
+            .map(|id| {
+                let max_deleted = stream.as_ref().map(|s| s.max_deleted_id()).unwrap_or_default().max(id);
+                vec![op(b"stream", Effect::StreamDel { ids: vec![id], max_deleted })]
+            })
+            .unwrap_or_default(),
+        EventOp::GroupCreate { g } => {
+            let exists = stream.as_ref().is_some_and(|s| s.groups.contains_key(&[b'g', *g][..]));
+            if exists {
+                return vec![];
+            }
+            vec![op(
+                b"stream",
+                Effect::GroupCreate { group: blob(&[b'g', *g]), last: StreamId::MIN, entries_read: None },
+            )]
+        }
+        EventOp::GroupDestroy { g } => {
+            let exists = stream.as_ref().is_some_and(|s| s.groups.contains_key(&[b'g', *g][..]));
+            if exists {
+                vec![op(b"stream", Effect::GroupDestroy { group: blob(&[b'g', *g]) })]
+            } else {
+                vec![]
+            }
+        }
+        EventOp::Ack { g, index } => stream
+            .as_ref()
+            .filter(|s| s.groups.contains_key(&[b'g', *g][..]) && !s.entries.is_empty())
+            .map(|s| {
+                let ids: Vec<StreamId> = s.entries.keys().copied().collect();
+                let id = ids[*index as usize % ids.len()];
+                vec![op(b"stream", Effect::GroupAck { group: blob(&[b'g', *g]), ids: vec![id] })]
+            })
+            .unwrap_or_default(),
+    }
 }
 
 fn arb_steps(replicas: usize) -> impl Strategy<Value = Vec<Step>> {
@@ -61,6 +177,7 @@ fn arb_steps(replicas: usize) -> impl Strategy<Value = Vec<Step>> {
         4 => (0..replicas, prop::collection::vec(arb_op(), 1..3)).prop_map(|(r, ops)| Step::Write(r, ops)),
         5 => (0..replicas, any::<usize>()).prop_map(|(r, n)| Step::Deliver(r, n)),
         1 => Just(Step::Stabilize),
+        3 => (0..replicas, arb_event()).prop_map(|(r, e)| Step::Event(r, e)),
     ];
     prop::collection::vec(step, 1..60)
 }
@@ -98,6 +215,12 @@ impl Sim {
                 self.sent.push(update);
                 for (i, d) in self.delivered.iter_mut().enumerate() {
                     d.push(i == *r);
+                }
+            }
+            Step::Event(r, e) => {
+                let ops = event_ops(&self.replicas[*r], *r, e);
+                if !ops.is_empty() {
+                    self.run(&Step::Write(*r, ops));
                 }
             }
             Step::Deliver(r, n) => {
@@ -204,7 +327,16 @@ proptest! {
     #[test]
     fn join_is_commutative_associative_idempotent_and_matches_delivery(steps in arb_steps(3)) {
         let mut sim = Sim::new(3);
-        for s in steps.iter().filter(|s| !matches!(s, Step::Stabilize)) {
+        // Stream events are left out here: the state-based join of consumer groups does not yet
+        // agree with operation delivery in every case (an open point in docs/design.md; joins
+        // are only used to install snapshots). Delivery of stream operations is covered above.
+        let is_stream = |e: &EventOp| {
+            matches!(
+                e,
+                EventOp::XAdd { .. } | EventOp::XDel { .. } | EventOp::GroupCreate { .. } | EventOp::GroupDestroy { .. } | EventOp::Ack { .. }
+            )
+        };
+        for s in steps.iter().filter(|s| !matches!(s, Step::Stabilize) && !matches!(s, Step::Event(_, e) if is_stream(e))) {
             sim.run(s);
         }
         let (a, b, c) = (sim.replicas[0].clone(), sim.replicas[1].clone(), sim.replicas[2].clone());
@@ -284,6 +416,7 @@ enum NetStep {
     Partition(usize),
     Heal,
     Stabilize,
+    Event(usize, EventOp),
 }
 
 fn arb_net(replicas: usize) -> impl Strategy<Value = Vec<NetStep>> {
@@ -293,6 +426,7 @@ fn arb_net(replicas: usize) -> impl Strategy<Value = Vec<NetStep>> {
         1 => (1..replicas).prop_map(NetStep::Partition),
         1 => Just(NetStep::Heal),
         1 => Just(NetStep::Stabilize),
+        2 => (0..replicas, arb_event()).prop_map(|(r, e)| NetStep::Event(r, e)),
     ];
     prop::collection::vec(step, 1..120)
 }
@@ -340,6 +474,7 @@ proptest! {
                 NetStep::Partition(cut) => split = Some(cut % n).filter(|c| *c > 0),
                 NetStep::Heal => split = None,
                 NetStep::Stabilize => sim.run(&Step::Stabilize),
+                NetStep::Event(r, e) => sim.run(&Step::Event(r % n, e.clone())),
             }
         }
         sim.deliver_everything();

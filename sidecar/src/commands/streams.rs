@@ -267,11 +267,18 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if let Some(spec) = trim {
         let doomed = stream(ctx, key)?.map(|s| ids_to_trim(s, &spec)).unwrap_or_default();
         if !doomed.is_empty() {
-            ctx.write(key, Effect::StreamDel { ids: doomed });
+            let max_deleted = max_deleted_after(ctx, key, &doomed)?;
+            ctx.write(key, Effect::StreamDel { ids: doomed, max_deleted });
         }
     }
     ctx.out.bulk(id.to_string().as_bytes());
     Ok(())
+}
+
+/// The greatest deleted id once `ids` are deleted.
+fn max_deleted_after(ctx: &mut Ctx, key: &[u8], ids: &[StreamId]) -> Result<StreamId, CmdError> {
+    let current = stream(ctx, key)?.map(|s| s.max_deleted_id()).unwrap_or_default();
+    Ok(ids.iter().copied().fold(current, StreamId::max))
 }
 
 fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -552,7 +559,8 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let n = present.len();
     if n > 0 {
-        ctx.write(&args[1], Effect::StreamDel { ids: present });
+        let max_deleted = max_deleted_after(ctx, &args[1], &present)?;
+        ctx.write(&args[1], Effect::StreamDel { ids: present, max_deleted });
     }
     ctx.out.int(n as i64);
     Ok(())
@@ -574,7 +582,8 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let doomed = stream(ctx, &args[1])?.map(|s| ids_to_trim(s, &spec)).unwrap_or_default();
     let n = doomed.len();
     if n > 0 {
-        ctx.write(&args[1], Effect::StreamDel { ids: doomed });
+        let max_deleted = max_deleted_after(ctx, &args[1], &doomed)?;
+        ctx.write(&args[1], Effect::StreamDel { ids: doomed, max_deleted });
     }
     ctx.out.int(n as i64);
     Ok(())

@@ -686,9 +686,9 @@ impl Entry {
                     s.add(*id, fields.clone(), dot, ctx, stable);
                 }
             }
-            Effect::StreamDel { ids } => {
+            Effect::StreamDel { ids, max_deleted } => {
                 if let Part::Stream(s) = self.part_mut(Kind::Stream) {
-                    s.delete(ids, dot, ctx);
+                    s.delete(ids, *max_deleted, dot, ctx);
                 }
             }
             Effect::StreamSetId { last, entries_added, max_deleted } => {
@@ -715,7 +715,7 @@ impl Entry {
             }
             Effect::GroupAck { group, ids } => {
                 if let Part::Stream(s) = self.part_mut(Kind::Stream) {
-                    s.ack(group, ids);
+                    s.ack(group, ids, ctx);
                 }
             }
         }

@@ -99,6 +99,8 @@ pub enum Effect {
     /// XDEL, XTRIM.
     StreamDel {
         ids: Vec<StreamId>,
+        /// The stream's greatest deleted id after this delete, as the writer computed it.
+        max_deleted: StreamId,
     },
     /// XSETID, XGROUP CREATE MKSTREAM (creates an empty stream).
     StreamSetId {

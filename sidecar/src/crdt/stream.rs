@@ -62,6 +62,28 @@ impl fmt::Display for StreamId {
 pub struct StreamEntry {
     pub fields: Vec<(Blob, Blob)>,
     pub dot: Dot,
+    /// Versions of the same explicit id added concurrently on other replicas (they lost to
+    /// `dot` but stay until a delete observes them, so every replica ends the same).
+    #[serde(default)]
+    pub shadowed: Vec<(Dot, Vec<(Blob, Blob)>)>,
+}
+
+impl StreamEntry {
+    /// Drops the versions `ctx` covers; false when none is left.
+    fn remove_covered(&mut self, ctx: &VersionVector) -> bool {
+        self.shadowed.retain(|(d, _)| !ctx.covers(*d));
+        if ctx.covers(self.dot) {
+            match self.shadowed.iter().enumerate().max_by_key(|(_, (d, _))| *d).map(|(i, _)| i) {
+                None => return false,
+                Some(i) => {
+                    let (d, f) = self.shadowed.swap_remove(i);
+                    self.dot = d;
+                    self.fields = f;
+                }
+            }
+        }
+        true
+    }
 }
 
 /// A pending entry of a consumer group (local to this replica).
@@ -173,27 +195,40 @@ impl StreamPart {
     ) {
         self.alive.assign(dot, (), ctx);
         // The same explicit id added concurrently on two replicas: the greater dot wins.
-        match self.entries.get(&id) {
-            Some(existing) if existing.dot > dot => {}
-            _ => {
-                self.entries.insert(id, StreamEntry { fields, dot });
+        match self.entries.get_mut(&id) {
+            None => {
+                self.entries.insert(id, StreamEntry { fields, dot, shadowed: vec![] });
+            }
+            Some(existing) => {
+                if !existing.remove_covered(ctx) {
+                    *existing = StreamEntry { fields, dot, shadowed: vec![] };
+                } else if existing.dot > dot {
+                    existing.shadowed.push((dot, fields));
+                } else {
+                    let old = std::mem::replace(existing, StreamEntry { fields, dot, shadowed: vec![] });
+                    existing.shadowed = old.shadowed;
+                    existing.shadowed.push((old.dot, old.fields));
+                }
             }
         }
-        let top = max_of(&self.last_id).max(id);
-        self.last_id.assign(dot, top, ctx);
+        // The write's own id only: what a replica applies must not depend on its state. (IDs
+        // only grow, so the greatest value among the concurrent writes kept is the top.)
+        self.last_id.assign(dot, id, ctx);
         self.entries_added.increment(dot, super::cell::Delta::int(1), stable);
     }
 
-    pub fn delete(&mut self, ids: &[StreamId], dot: Dot, ctx: &VersionVector) {
-        let mut max_deleted = max_of(&self.max_deleted);
+    /// XDEL/XTRIM. `max_deleted` is the writer's new maximum deleted id (computed where the
+    /// command ran, so that every replica applies the same thing).
+    pub fn delete(&mut self, ids: &[StreamId], max_deleted: StreamId, dot: Dot, ctx: &VersionVector) {
+        // What the deleting replica saw of each id goes; a concurrent re-add of the id stays.
         for id in ids {
-            if self.entries.remove(id).is_some() {
-                max_deleted = max_deleted.max(*id);
+            if let Some(e) = self.entries.get_mut(id) {
+                if !e.remove_covered(ctx) {
+                    self.entries.remove(id);
+                }
             }
         }
-        if max_deleted > max_of(&self.max_deleted) {
-            self.max_deleted.assign(dot, max_deleted, ctx);
-        }
+        self.max_deleted.assign(dot, max_deleted, ctx);
     }
 
     pub fn set_id(
@@ -215,12 +250,13 @@ impl StreamPart {
     }
 
     pub fn create_group(&mut self, name: &[u8], position: GroupPosition, dot: Dot, ctx: &VersionVector) {
+        // The stream exists either way (XGROUP CREATE MKSTREAM), even if the group loses.
+        self.alive.assign(dot, (), ctx);
         if let Some(dels) = self.group_deletes.get(name) {
             if dels.iter().any(|d| !ctx.covers(*d)) {
                 return; // a deletion this creation did not observe wins
             }
         }
-        self.alive.assign(dot, (), ctx);
         match self.groups.get_mut(name) {
             Some(g) => g.position.assign(dot, position, ctx),
             None => {
@@ -244,14 +280,15 @@ impl StreamPart {
         }
     }
 
-    pub fn ack(&mut self, name: &[u8], ids: &[StreamId]) {
-        let first = self.entries.keys().next().copied();
-        if let Some(g) = self.groups.get_mut(name) {
+    /// XACK: applies to the group the acknowledging replica saw (not to a group of the same
+    /// name created again since).
+    pub fn ack(&mut self, name: &[u8], ids: &[StreamId], ctx: &VersionVector) {
+        if let Some(g) =
+            self.groups.get_mut(name).filter(|g| g.position.writes().iter().any(|w| ctx.covers(w.dot)))
+        {
             for id in ids {
                 g.pending.remove(id);
-                if first.is_some_and(|f| *id >= f) {
-                    g.acked.insert(*id, ());
-                }
+                g.acked.insert(*id, ());
             }
         }
     }
@@ -259,7 +296,7 @@ impl StreamPart {
     /// DEL and overwrites: what the writer observed goes.
     pub fn remove_covered(&mut self, ctx: &VersionVector) {
         self.alive.remove_covered(ctx);
-        self.entries.retain(|_, e| !ctx.covers(e.dot));
+        self.entries.retain(|_, e| e.remove_covered(ctx));
         self.last_id.remove_covered(ctx);
         self.max_deleted.remove_covered(ctx);
         self.entries_added.remove_covered(ctx);
@@ -275,26 +312,41 @@ impl StreamPart {
             dels.retain(|d| !stable.covers(*d));
             !dels.is_empty()
         });
-        let first = self.entries.keys().next().copied().unwrap_or(StreamId::MAX);
-        for g in self.groups.values_mut() {
-            g.acked.retain(|id, _| *id >= first);
-        }
+        // Acks are kept with their group (an id can come back: a concurrent XADD of the same
+        // explicit id on another replica), and go when the group or the stream does.
     }
 
     pub fn join(&mut self, other: &StreamPart, my_ctx: &VersionVector, other_ctx: &VersionVector) {
         self.alive.join(&other.alive, my_ctx, other_ctx);
-        self.entries.retain(|id, e| match other.entries.get(id) {
-            Some(o) => {
-                if o.dot > e.dot {
-                    *e = o.clone();
+        // Per id, the versions either side keeps that the other has not seen removed.
+        let ids: Vec<StreamId> = self.entries.keys().chain(other.entries.keys()).copied().collect();
+        for id in ids {
+            let versions = |e: Option<&StreamEntry>| -> Vec<(Dot, Vec<(Blob, Blob)>)> {
+                e.map(|e| {
+                    std::iter::once((e.dot, e.fields.clone())).chain(e.shadowed.iter().cloned()).collect()
+                })
+                .unwrap_or_default()
+            };
+            let mine = versions(self.entries.get(&id));
+            let theirs = versions(other.entries.get(&id));
+            let mut kept: Vec<(Dot, Vec<(Blob, Blob)>)> = mine
+                .iter()
+                .filter(|(d, _)| theirs.iter().any(|(t, _)| t == d) || !other_ctx.covers(*d))
+                .cloned()
+                .collect();
+            for (d, f) in &theirs {
+                if !kept.iter().any(|(k, _)| k == d) && !my_ctx.covers(*d) {
+                    kept.push((*d, f.clone()));
                 }
-                true
             }
-            None => !other_ctx.covers(e.dot),
-        });
-        for (id, e) in &other.entries {
-            if !self.entries.contains_key(id) && !my_ctx.covers(e.dot) {
-                self.entries.insert(*id, e.clone());
+            kept.sort_by_key(|(d, _)| *d);
+            match kept.pop() {
+                None => {
+                    self.entries.remove(&id);
+                }
+                Some((dot, fields)) => {
+                    self.entries.insert(id, StreamEntry { fields, dot, shadowed: kept });
+                }
             }
         }
         self.last_id.join(&other.last_id, my_ctx, other_ctx);
@@ -354,7 +406,8 @@ impl StreamPart {
             if let Some(p) = g.position.winner() {
                 put(p.value.last_id.to_string().as_bytes());
             }
-            for id in g.acked.keys() {
+            // Acks of entries that are gone make no difference to anyone.
+            for id in g.acked.keys().filter(|id| self.entries.contains_key(id)) {
                 put(id.to_string().as_bytes());
             }
         }
