@@ -5,6 +5,9 @@
 #   SYNCMESH_BENCH_TARGET   "replica" (default) or "redis": a second redis-server stands in for
 #                           the replica (to try the scripts before the replica exists)
 #   REDIS_SERVER            redis-server binary (default: from PATH)
+#   SYNCMESH_BENCH_STANDALONE  1: start the replica without --mesh-insecure, i.e. with no mesh at
+#                           all (every write stable at once, no replication log); default 0: the
+#                           replica runs in mesh mode without peers, as a sidecar does
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
@@ -70,7 +73,8 @@ start_target() {
             echo "replica binary not found: $REPLICA_BIN (cargo build --release -p syncmesh-replica)" >&2
             exit 2
         fi
-        cmd=("$REPLICA_BIN" --bind 127.0.0.1 --port "$port" --admin-port "$admin" --mesh-port "$mesh" --mesh-insecure)
+        cmd=("$REPLICA_BIN" --bind 127.0.0.1 --port "$port" --admin-port "$admin" --mesh-port "$mesh")
+        [[ "${SYNCMESH_BENCH_STANDALONE:-0}" == 1 ]] || cmd+=(--mesh-insecure)
     fi
     # spawn from python so the readiness clock starts at the fork, and poll every 0.5 ms
     local out
@@ -128,5 +132,11 @@ rss_kb() {
 }
 
 target_label() {
-    if [[ "$BENCH_TARGET" == "redis" ]]; then echo "stand-in"; else echo "replica"; fi
+    if [[ "$BENCH_TARGET" == "redis" ]]; then
+        echo "stand-in"
+    elif [[ "${SYNCMESH_BENCH_STANDALONE:-0}" == 1 ]]; then
+        echo "solo"
+    else
+        echo "replica"
+    fi
 }
