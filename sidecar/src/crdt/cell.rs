@@ -183,12 +183,21 @@ impl Sum {
 pub struct Counter {
     #[serde(deserialize_with = "crate::crdt::blob::small_vec")]
     increments: SmallVec<[Increment; 1]>,
+    /// Running sum of the integer increments, and how many increments are floats: a counter
+    /// that only ever saw INCR reads in O(1), however many increments await compaction.
+    #[serde(default)]
+    int_total: i64,
+    #[serde(default)]
+    floats: u32,
 }
 
 impl Counter {
     /// Floats are summed in dot order, so that replicas holding the same increments show the
     /// same value whatever order they received them in.
     pub fn sum(&self) -> Sum {
+        if self.floats == 0 {
+            return Sum { int: self.int_total, ..Sum::default() };
+        }
         let mut s = Sum::default();
         let mut ordered: SmallVec<[&Increment; 4]> = self.increments.iter().collect();
         ordered.sort_by_key(|i| (i.dot, i.from));
@@ -216,6 +225,8 @@ impl Counter {
     pub fn add(&mut self, dot: Dot, delta: Delta, stable: &VersionVector) {
         let Delta { int, float, is_float, ext } = delta;
         let ext = ext.unwrap_or_else(|| Extended::from_f64(float));
+        self.int_total = self.int_total.wrapping_add(int);
+        self.floats += is_float as u32;
         self.increments.push(Increment { dot, from: dot.ts, int, float, is_float, ext });
         self.compact(stable);
     }
@@ -223,14 +234,24 @@ impl Counter {
     pub fn remove_covered(&mut self, ctx: &VersionVector) -> bool {
         let before = self.increments.len();
         self.increments.retain(|i| !ctx.covers(i.dot));
-        self.increments.len() != before
+        let changed = self.increments.len() != before;
+        if changed {
+            self.recount();
+        }
+        changed
+    }
+
+    fn recount(&mut self) {
+        self.int_total = self.increments.iter().fold(0i64, |a, i| a.wrapping_add(i.int));
+        self.floats = self.increments.iter().filter(|i| i.is_float).count() as u32;
     }
 
     /// Merges the causally stable increments of each replica into one. No operation delivered in
     /// the future can observe a stable increment without observing all earlier ones of its
     /// replica, so the run can never be split again.
     pub fn compact(&mut self, stable: &VersionVector) {
-        if self.increments.len() < 2 {
+        // Increments arrive roughly oldest first: if the oldest are not stable, nothing is.
+        if self.increments.len() < 2 || !self.increments.iter().take(2).any(|i| stable.covers(i.dot)) {
             return;
         }
         let mut i = 0;
@@ -256,6 +277,7 @@ impl Counter {
             }
             i += 1;
         }
+        self.recount();
     }
 
     /// State-based join; compacted runs on one side subsume the increments they contain.
@@ -291,6 +313,7 @@ impl Counter {
             all.into_iter().zip(keep).filter(|(_, k)| *k).map(|((i, _, _), _)| i).collect();
         merged.sort_by_key(|i| (i.dot, i.from));
         self.increments = merged;
+        self.recount();
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Replica {
     /// Local writes since the last `take_update`, when recording is on.
     pending: Option<Update>,
     record: bool,
+    /// In a mesh but with no other member known yet: writes are stable at once, as alone.
+    solo: bool,
 }
 
 impl Replica {
@@ -72,6 +74,7 @@ impl Replica {
             dbs: (0..DATABASES).map(|_| Keyspace::default()).collect(),
             pending: None,
             record: false,
+            solo: false,
         }
     }
 
@@ -80,6 +83,10 @@ impl Replica {
     pub fn set_replicated(&mut self, on: bool) {
         self.record = on;
         self.standalone = !on;
+    }
+
+    pub fn set_solo(&mut self, solo: bool) {
+        self.solo = solo;
     }
 
     pub fn is_replicated(&self) -> bool {
@@ -149,7 +156,7 @@ impl Replica {
                 }
             }
         }
-        if self.standalone {
+        if self.standalone || self.solo {
             self.stable.observe(dot);
         }
         if self.record {

@@ -81,6 +81,8 @@ pub struct Mesh {
     pub updates_sent: AtomicU64,
     pub snapshots_sent: AtomicU64,
     pub has_seeds: bool,
+    /// Some other member has been seen (until then, and without seeds, writes are stable at once).
+    pub members_known: AtomicBool,
     pub peer_exchange: bool,
     pub stopped: AtomicBool,
 }
@@ -138,6 +140,7 @@ impl Mesh {
             updates_sent: AtomicU64::new(0),
             snapshots_sent: AtomicU64::new(0),
             has_seeds,
+            members_known: AtomicBool::new(false),
             peer_exchange: config.peer_exchange,
             stopped: AtomicBool::new(false),
         }))
@@ -160,6 +163,7 @@ impl Mesh {
             last_change: Instant::now(),
         });
         self.retired.lock().remove(&handle.id);
+        self.members_known.store(true, Ordering::Release);
         peers.insert(handle.id, handle);
         true
     }

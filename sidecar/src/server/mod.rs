@@ -339,6 +339,9 @@ impl Server {
         let started = quanta::Instant::now();
         client.info.last_cmd.store(index, Ordering::Relaxed);
         client.info.last_active_ms.store(now, Ordering::Relaxed);
+        if let Some(mesh) = &self.mesh {
+            store.replica.set_solo(!mesh.has_seeds && !mesh.members_known.load(Ordering::Acquire));
+        }
         let mut ctx = Ctx::new(store, client, out, self, now);
         let result = (cmd.run)(&mut ctx, args);
         let block = ctx.block.take();
