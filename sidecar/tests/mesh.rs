@@ -303,3 +303,21 @@ fn bad_input_on_the_mesh_port_is_refused_without_harm() {
     let _: () = target.client().set("still", "fine").unwrap();
     converge(&[&replicas[0], &replicas[1]], Duration::from_secs(10));
 }
+
+#[test]
+fn a_replica_that_was_alone_gives_a_newcomer_everything_it_wrote() {
+    // Started with a mesh port but no seeds: nobody to replicate to yet.
+    let ports = (free_port(), free_port(), free_port());
+    let first = ReplicaProcess::start_on(ports, &[]);
+    let mut c = first.client();
+    for i in 0..100 {
+        let _: () = c.set(format!("early:{i}"), i).unwrap();
+    }
+    let _: i64 = c.incr("n", 5).unwrap();
+    let seed = format!("127.0.0.1:{}", ports.2);
+    let newcomer = ReplicaProcess::start_on((free_port(), free_port(), free_port()), &["--peers", &seed]);
+    converge(&[&first, &newcomer], Duration::from_secs(10));
+    assert_eq!(newcomer.client().get::<_, i64>("n").unwrap(), 5);
+    let _: i64 = first.client().incr("n", 1).unwrap();
+    converge(&[&first, &newcomer], Duration::from_secs(10));
+}

@@ -159,7 +159,8 @@ impl Replica {
         if self.standalone || self.solo {
             self.stable.observe(dot);
         }
-        if self.record {
+        // Alone in a mesh nobody needs the update: a member that turns up gets a snapshot.
+        if self.record && !self.solo {
             let pending = self.pending.get_or_insert_with(|| Update {
                 origin: self.id,
                 deps: self.vv.clone(),

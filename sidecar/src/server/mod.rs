@@ -359,12 +359,12 @@ impl Server {
             self.serve_blocked(store, now);
         }
         if let Some(mesh) = &self.mesh {
-            if client.multi.is_none() && store.log_local_writes() {
-                if mesh.members.lock().is_empty() && !mesh.has_seeds {
-                    // Nobody to stream to: a member that turns up later gets a snapshot.
-                    let mine = store.replica.version_vector().clone();
-                    store.log.truncate_acked(&mine);
-                }
+            if !mesh.has_seeds && !mesh.members_known.load(Ordering::Acquire) {
+                // Nobody to stream to (writes were not even recorded): a member that turns up
+                // later gets a snapshot, since the log does not reach back to these writes.
+                let mine = store.replica.version_vector().clone();
+                store.log.truncated.merge(&mine);
+            } else if client.multi.is_none() && store.log_local_writes() {
                 mesh.log_seq.send_replace(store.log.end_seq());
             }
         }
