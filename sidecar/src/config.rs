@@ -100,7 +100,8 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_MESH_INSECURE")]
     pub mesh_insecure: bool,
 
-    /// Directory for the append-only log and snapshots; absent: memory only.
+    /// Directory for the append-only log and snapshots; absent: memory only. (Not implemented
+    /// yet: accepted, and the replica warns that it keeps its data in memory.)
     #[arg(long, env = "SYNCMESH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 

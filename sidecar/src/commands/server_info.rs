@@ -210,7 +210,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         );
     }
     if want("persistence") {
-        let aof = server.config.data_dir.is_some() as u8;
+        let aof = 0;
         let _ = write!(
             s,
             "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:{aof}\r\naof_rewrite_in_progress:0\r\n\r\n",
@@ -439,7 +439,7 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("maxclients", st.maxclients.to_string()),
         ("requirepass", st.requirepass.clone().unwrap_or_default()),
         ("timeout", st.timeout.to_string()),
-        ("appendonly", if cfg.data_dir.is_some() { "yes" } else { "no" }.to_string()),
+        ("appendonly", "no".to_string()),
         ("appendfsync", st.appendfsync.clone()),
         ("save", String::new()),
         ("databases", DATABASES.to_string()),

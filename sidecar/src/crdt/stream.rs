@@ -1,8 +1,10 @@
 //! The stream CRDT.
 //!
-//! Entries are keyed by their id (`ms-seq`); a replica in a mesh generates ids in its own residue
-//! class of `seq`, so ids generated on different replicas never collide, and reads on any
-//! replica merge all entries by id. Consumer groups replicate their creation (and deletion, which
+//! Entries are keyed by their id (`ms-seq`); reads on any replica merge all entries by id. The
+//! same explicit id added concurrently on two replicas keeps the version with the greater dot
+//! (the other stays hidden until a delete observes it). `*` ids come from each replica's clock,
+//! so two replicas adding in the same millisecond can pick the same id (documented). Consumer
+//! groups replicate their creation (and deletion, which
 //! wins over a concurrent creation), their `SETID`, and acknowledgements; pending entries and
 //! consumers stay on the replica that delivered them (at-least-once across replicas).
 

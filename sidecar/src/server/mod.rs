@@ -549,6 +549,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     tokio::spawn(crate::admin::serve(server.clone(), admin));
     tokio::spawn(background(server.clone()));
+    if config.data_dir.is_some() {
+        warn!("--data-dir is not implemented yet: this replica keeps its data in memory only");
+    }
     crate::mesh::start(server.clone(), &config).await?;
     match &server.mesh {
         Some(mesh) if mesh.has_seeds => {
