@@ -86,10 +86,11 @@ fn replicas_with_the_database_ca_replicate_and_a_foreign_certificate_is_refused(
     make_ca(&dir, "other-ca", &["rogue"]);
     let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
     let seeds = ports.iter().map(|p| format!("127.0.0.1:{}", p.2)).collect::<Vec<_>>().join(",");
-    let start = |i: usize, ca: &str, name: &str| {
-        let d = dir.join(ca);
-        let (ca, cert, key) =
-            (d.join("ca.crt"), d.join(format!("{name}.crt")), d.join(format!("{name}.key")));
+    // Every replica trusts the mesh CA; `issuer` is the CA that signed its own certificate.
+    let start = |i: usize, issuer: &str, name: &str| {
+        let ca = dir.join("mesh-ca").join("ca.crt");
+        let cert = dir.join(issuer).join(format!("{name}.crt"));
+        let key = dir.join(issuer).join(format!("{name}.key"));
         let args = [
             "--tls-ca",
             ca.to_str().unwrap(),
@@ -108,24 +109,7 @@ fn replicas_with_the_database_ca_replicate_and_a_foreign_certificate_is_refused(
     let b = start(1, "mesh-ca", "b");
     // The rogue trusts the mesh CA (so it is not its own check that stops it) but presents a
     // certificate from another CA.
-    let rogue = {
-        let ca = dir.join("mesh-ca").join("ca.crt");
-        let cert = dir.join("other-ca").join("rogue.crt");
-        let key = dir.join("other-ca").join("rogue.key");
-        let args = [
-            "--tls-ca",
-            ca.to_str().unwrap(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--peers",
-            &seeds,
-            "--bootstrap-timeout-ms",
-            "300",
-        ];
-        ReplicaProcess::start_on(ports[2], &args)
-    };
+    let rogue = start(2, "other-ca", "rogue");
     let _: () = a.client().set("from-a", "1").unwrap();
     let _: () = rogue.client().set("from-rogue", "1").unwrap();
     converge(&[&a, &b], Duration::from_secs(10));

@@ -280,10 +280,7 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 "HELP",
                 "    Print this help.",
             ];
-            ctx.out.array(lines.len());
-            for l in lines {
-                ctx.out.simple(l);
-            }
+            super::reply_help(ctx, &lines);
         }
         (
             "id" | "getname" | "setname" | "info" | "setinfo" | "no-evict" | "no-touch" | "reply" | "help"

@@ -101,18 +101,10 @@ pub fn pop_values(ctx: &mut Ctx, key: &[u8], left: bool, count: usize) -> Result
 
 fn pop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let left = eq_ic(&args[0], "lpop");
-    let count = match args.len() {
-        2 => None,
-        3 => {
-            let c =
-                arg_i64(&args[2]).map_err(|_| CmdError::msg("value is out of range, must be positive"))?;
-            if c < 0 {
-                return Err(CmdError::msg("value is out of range, must be positive"));
-            }
-            Some(c as usize)
-        }
-        _ => return Err(super::arity_error(args)),
-    };
+    if args.len() > 3 {
+        return Err(super::arity_error(args));
+    }
+    let count = super::pop_count(args)?;
     let exists = list(ctx, &args[1])?.is_some();
     let values = pop_values(ctx, &args[1], left, count.unwrap_or(1))?;
     match count {

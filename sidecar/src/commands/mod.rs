@@ -405,6 +405,23 @@ pub fn present_once(args: &[Bytes], present: impl Fn(&[u8]) -> bool) -> Vec<Blob
     out
 }
 
+/// The optional count of LPOP/RPOP/ZPOPMIN/ZPOPMAX/SPOP (`args[2]`, when there are three
+/// arguments): a non-negative integer, with Redis's one error text for anything else.
+pub fn pop_count(args: &[Bytes]) -> Result<Option<usize>, CmdError> {
+    let Some(c) = args.get(2) else { return Ok(None) };
+    let err = || CmdError::msg("value is out of range, must be positive");
+    let n = arg_i64(c).map_err(|_| err())?;
+    usize::try_from(n).map(Some).map_err(|_| err())
+}
+
+/// A HELP reply: one simple string per line.
+pub fn reply_help(ctx: &mut Ctx, lines: &[&str]) {
+    ctx.out.array(lines.len());
+    for l in lines {
+        ctx.out.simple(l);
+    }
+}
+
 /// `numkeys key [key ...] <rest>` of LMPOP/ZMPOP/BLMPOP/BZMPOP: the keys and what follows them.
 pub fn numkeys_then_rest(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), CmdError> {
     let numkeys = arg_i64(&args[0]).map_err(|_| CmdError::msg("numkeys should be greater than 0"))?;

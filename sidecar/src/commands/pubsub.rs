@@ -101,8 +101,7 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
         "help" => {
-            ctx.out.array(1);
-            ctx.out.simple("PUBSUB <CHANNELS|NUMSUB|NUMPAT|HELP>");
+            super::reply_help(ctx, &["PUBSUB <CHANNELS|NUMSUB|NUMPAT|HELP>"]);
         }
         "channels" => return Err(super::sub_syntax_error(args)),
         "numpat" => return Err(super::sub_arity_error(args)),

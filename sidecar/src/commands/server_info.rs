@@ -397,8 +397,7 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
         "help" => {
-            ctx.out.array(1);
-            ctx.out.simple("COMMAND [COUNT|DOCS|GETKEYS|INFO|LIST|HELP]");
+            super::reply_help(ctx, &["COMMAND [COUNT|DOCS|GETKEYS|INFO|LIST|HELP]"]);
         }
         "count" | "getkeys" => return Err(sub_arity_error(args)),
         _ => return Err(unknown_subcommand(args)),
@@ -507,8 +506,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::msg("The server is running without a config file"))
         }
         "help" => {
-            ctx.out.array(1);
-            ctx.out.simple("CONFIG <GET|SET|RESETSTAT|REWRITE|HELP>");
+            super::reply_help(ctx, &["CONFIG <GET|SET|RESETSTAT|REWRITE|HELP>"]);
         }
         "resetstat" | "rewrite" => return Err(sub_arity_error(args)),
         _ => return Err(unknown_subcommand(args)),
@@ -628,8 +626,7 @@ fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
         "help" => {
-            ctx.out.array(1);
-            ctx.out.simple("MEMORY USAGE <key> [SAMPLES <count>]");
+            super::reply_help(ctx, &["MEMORY USAGE <key> [SAMPLES <count>]"]);
         }
         _ => return Err(unknown_subcommand(args)),
     }
@@ -692,10 +689,7 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "REFCOUNT <key>",
             "HELP",
         ];
-        ctx.out.array(lines.len());
-        for l in lines {
-            ctx.out.simple(l);
-        }
+        super::reply_help(ctx, &lines);
         return Ok(());
     }
     if !["encoding", "freq", "idletime", "refcount"].contains(&sub.as_str()) {

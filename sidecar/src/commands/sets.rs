@@ -139,16 +139,13 @@ fn parse_count(args: &[Bytes]) -> Result<Option<i64>, CmdError> {
 }
 
 fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let count = parse_count(args).map_err(|e| match e {
-        CmdError::NotInteger => CmdError::msg("value is out of range, must be positive"),
-        other => other,
-    })?;
-    if count.is_some_and(|c| c < 0) {
-        return Err(CmdError::msg("value is out of range, must be positive"));
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
     }
+    let count = super::pop_count(args)?;
     let all = members_of(ctx, &args[1])?;
     let mut rng = rand::rng();
-    let picked: Vec<Blob> = all.choose_multiple(&mut rng, count.unwrap_or(1) as usize).cloned().collect();
+    let picked: Vec<Blob> = all.choose_multiple(&mut rng, count.unwrap_or(1)).cloned().collect();
     if !picked.is_empty() {
         ctx.write(&args[1], Effect::SetRem { members: picked.clone() });
     }

@@ -543,19 +543,23 @@ fn read_group(
     }
 }
 
+fn parse_ids(args: &[Bytes]) -> Result<Vec<StreamId>, CmdError> {
+    args.iter().map(|a| parse_id(a, 0)).collect()
+}
+
+/// The distinct ids `present` accepts, in order (what XDEL and XACK act on).
+fn distinct_present(mut ids: Vec<StreamId>, present: impl Fn(&StreamId) -> bool) -> Vec<StreamId> {
+    ids.retain(present);
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut ids = Vec::new();
-    for a in &args[2..] {
-        ids.push(parse_id(a, 0)?);
-    }
-    let present: Vec<StreamId> = match stream(ctx, &args[1])? {
+    let ids = parse_ids(&args[2..])?;
+    let present = match stream(ctx, &args[1])? {
         None => vec![],
-        Some(s) => {
-            let mut v: Vec<StreamId> = ids.into_iter().filter(|id| s.entries.contains_key(id)).collect();
-            v.sort();
-            v.dedup();
-            v
-        }
+        Some(s) => distinct_present(ids, |id| s.entries.contains_key(id)),
     };
     let n = present.len();
     if n > 0 {
@@ -757,8 +761,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
         "help" => {
-            ctx.out.array(1);
-            ctx.out.simple("XGROUP <CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER|HELP>");
+            super::reply_help(ctx, &["XGROUP <CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER|HELP>"]);
         }
         _ => return Err(unknown_subcommand(args)),
     }
@@ -766,18 +769,10 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn xack(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut ids = Vec::new();
-    for a in &args[3..] {
-        ids.push(parse_id(a, 0)?);
-    }
-    let pending: Vec<StreamId> = match stream(ctx, &args[1])?.and_then(|s| s.groups.get(&args[2][..])) {
+    let ids = parse_ids(&args[3..])?;
+    let pending = match stream(ctx, &args[1])?.and_then(|s| s.groups.get(&args[2][..])) {
         None => vec![],
-        Some(g) => {
-            let mut v: Vec<StreamId> = ids.into_iter().filter(|id| g.pending.contains_key(id)).collect();
-            v.sort();
-            v.dedup();
-            v
-        }
+        Some(g) => distinct_present(ids, |id| g.pending.contains_key(id)),
     };
     let n = pending.len();
     if n > 0 {
@@ -1128,8 +1123,7 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
         "help" => {
-            ctx.out.array(1);
-            ctx.out.simple("XINFO <CONSUMERS|GROUPS|STREAM|HELP>");
+            super::reply_help(ctx, &["XINFO <CONSUMERS|GROUPS|STREAM|HELP>"]);
         }
         "stream" | "groups" | "consumers" => return Err(super::sub_arity_error(args)),
         _ => return Err(unknown_subcommand(args)),

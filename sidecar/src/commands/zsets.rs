@@ -450,18 +450,10 @@ fn zrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn zpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let max = eq_ic(&args[0], "zpopmax");
-    let count = match args.len() {
-        2 => None,
-        3 => {
-            let c =
-                arg_i64(&args[2]).map_err(|_| CmdError::msg("value is out of range, must be positive"))?;
-            if c < 0 {
-                return Err(CmdError::msg("value is out of range, must be positive"));
-            }
-            Some(c as usize)
-        }
-        _ => return Err(CmdError::Syntax),
-    };
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = super::pop_count(args)?;
     let items = pop(ctx, &args[1], max, count.unwrap_or(1))?;
     if count.is_some() {
         write_scored(ctx, &items, true);
