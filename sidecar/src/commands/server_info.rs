@@ -219,9 +219,13 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if want("stats") {
         let st = &server.stats;
+        let (pubsub_channels, pubsub_patterns) = {
+            let hub = server.pubsub.lock();
+            (hub.channels(None).len(), hub.numpat())
+        };
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\r\n",
             st.connections.load(Ordering::Relaxed),
             st.commands.load(Ordering::Relaxed),
             st.net_input.load(Ordering::Relaxed),
@@ -230,6 +234,8 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             ctx.store.stats.expired_keys,
             ctx.store.stats.keyspace_hits,
             ctx.store.stats.keyspace_misses,
+            pubsub_channels,
+            pubsub_patterns,
         );
     }
     if want("replication") {
