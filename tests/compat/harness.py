@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -57,11 +58,23 @@ def replica_bin() -> Path:
     return debug
 
 
+_next_port = itertools.count((os.getpid() * 997) % 22_000)
+
+
 def free_port() -> int:
-    """A TCP port that is free on every interface right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+    """A TCP port that is free right now and was never handed out by this process.
+
+    Taken from 10000-32000, below Linux's ephemeral range, so that outgoing connections
+    (a replica dialing its peers) cannot grab a port before the server meant for it binds.
+    """
+    while True:
+        port = 10_000 + next(_next_port) % 22_000
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+            return port
 
 
 # --------------------------------------------------------------------------- servers

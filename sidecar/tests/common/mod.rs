@@ -4,17 +4,35 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// A port nobody listens on, never handed out twice by this test process.
+///
+/// Ports come from 10000..32000, below Linux's ephemeral range (32768..60999): asking the
+/// kernel for port 0 would return an ephemeral port, which a replica's outgoing mesh
+/// connection can take before the replica meant to listen on it has started. Each test
+/// binary starts at an offset derived from its pid so concurrent binaries rarely meet, and
+/// a port is only returned after a trial bind succeeds.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = (std::process::id() * 997) % SPAN;
+    loop {
+        let port = (LOW + (base + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub struct ReplicaProcess {
     pub port: u16,
     pub admin_port: u16,
     pub mesh_port: u16,
-    child: Child,
+    child: Mutex<Child>,
 }
 
 impl ReplicaProcess {
@@ -44,18 +62,28 @@ impl ReplicaProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("start syncmesh-replica");
-        let r = ReplicaProcess { port, admin_port, mesh_port, child };
+        let r = ReplicaProcess { port, admin_port, mesh_port, child: Mutex::new(child) };
         // The admin port answers once the process is up (readiness may come later).
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", r.admin_port)).is_err() && Instant::now() < deadline {
+            r.assert_running();
             std::thread::sleep(Duration::from_millis(10));
         }
         r
     }
 
+    /// Panics with the exit status if the process has exited (for example because a port was
+    /// taken), instead of letting the test talk to whatever else listens there.
+    pub fn assert_running(&self) {
+        if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+            panic!("replica on port {} exited: {status}", self.port);
+        }
+    }
+
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     pub fn digest(&self) -> String {
@@ -83,6 +111,7 @@ impl ReplicaProcess {
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
+            self.assert_running();
             if TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() && self.http_get("/readyz").0 == 200
             {
                 return;
@@ -95,8 +124,7 @@ impl ReplicaProcess {
 
 impl Drop for ReplicaProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
