@@ -5,8 +5,10 @@
 #   SKIP=k8s,fuzz tests/run-all.sh   skip some suites while iterating
 #
 # Suites: lint (fmt + clippy), cargo (unit, property and Rust-client tests), compat (redis-py
-# against redis-server side by side), cli (redis-cli), fuzz (bounded cargo-fuzz runs), k8s (the
-# control-plane smoke test). The last line is "suites: N passed, M failed".
+# against redis-server side by side), cli (redis-cli), faults (fault injection against a mesh in
+# network namespaces: FAULT_RUNS random seeds, or FAULT_SEEDS=1,2, of FAULT_SECONDS each; needs
+# root), fuzz (bounded cargo-fuzz runs), k8s (the control-plane smoke test). The last line is
+# "suites: N passed, M failed".
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -50,6 +52,17 @@ suite lint lint
 suite cargo cargo test --workspace --quiet
 suite compat tests/compat/run.sh
 suite cli tests/cli/run.sh
+
+faults() {
+    local args=(--duration "${FAULT_SECONDS:-25}") seed
+    if [[ -n "${FAULT_SEEDS:-}" ]]; then
+        for seed in ${FAULT_SEEDS//,/ }; do args+=(--seed "$seed"); done
+    else
+        args+=(--runs "${FAULT_RUNS:-3}")
+    fi
+    timeout 900 tests/faults/run.sh "${args[@]}"
+}
+suite faults faults
 suite fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 suite k8s bash tests/k8s/smoke.sh
 

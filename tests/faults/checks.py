@@ -4,9 +4,9 @@ Which acknowledged writes must survive:
 - A write acknowledged by a replica that was never destroyed afterwards. A replica is destroyed
   when it is killed without a data directory (it comes back as a new, empty member) or leaves
   the mesh; a durable replica (data directory) that is killed and restarted is not destroyed.
-- A write confirmed by `WAIT 1` (a peer had applied it) before its replica was destroyed,
-  provided at most one destruction happened after the confirmation: one destroyed holder (the
-  origin or the peer that confirmed) still leaves the other.
+- A write confirmed by a `WAIT` that replied n >= 1 (n peers had applied it) before its replica
+  was destroyed, provided at most n destructions happened after that confirmation: it had n + 1
+  holders (the origin and n peers), and losing it takes destroying all of them.
 Every other acknowledged write is "at risk" and counts like an indeterminate one: it may or may
 not be there. So:
 
@@ -51,7 +51,7 @@ def required(op, destructions):
         return False
     if not destructions.destroyed_after(op):
         return True
-    return op.confirmed is not None and destructions.count_after(op.confirmed) <= 1
+    return any(destructions.count_after(t) <= n for t, n in op.confirmations)
 
 
 def _s(v):
@@ -86,6 +86,8 @@ class Report:
         self.violations = []
         self.checked = defaultdict(int)  # what was verified, by category
         self.collisions = 0
+        self.at_risk = 0
+        self.confirmed_then_destroyed = 0
 
     def fail(self, msg, lost=0):
         self.lost += lost
@@ -99,6 +101,10 @@ def check(ops, destructions, states, report=None):
     """Checks the state every live replica shows (`states`: name -> read_state) against `ops`."""
     report = report or Report()
     req = {id(op): required(op, destructions) for op in ops}
+    report.at_risk = sum(1 for op in ops if op.status == OK and not req[id(op)])
+    # Required only because a WAIT confirmed them: their replica was destroyed afterwards.
+    report.confirmed_then_destroyed = sum(1 for op in ops if req[id(op)]
+                                          and destructions.destroyed_after(op))
     by_key = defaultdict(list)
     for op in ops:
         by_key[op.key].append(op)

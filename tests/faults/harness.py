@@ -146,9 +146,9 @@ class Run:
                     self.skipped["kill-restart"] += 1
                     self.log(f"kill {r.name}: skipped (not up)")
                     return
-                if r.data_dir is None:
-                    self.destructions.add(self.clock(), r.name, r.incarnation)
                 r.kill()
+                if r.data_dir is None:  # recorded after the kill: covers every op it took
+                    self.destructions.add(self.clock(), r.name, r.incarnation)
             self.faults["kill-restart"] += 1
             self.log(f"kill -9 {r.name}#{r.incarnation}"
                      + (" (durable: data dir kept)" if r.data_dir else " (memory only)"))
@@ -292,6 +292,8 @@ class Run:
             "converge_s": None if self.converge_s is None else round(self.converge_s, 2),
             "checked": dict(r.checked) if r else {},
             "stream_id_collisions": r.collisions if r else 0,
+            "acked_at_risk": r.at_risk if r else 0,
+            "confirmed_then_destroyed": r.confirmed_then_destroyed if r else 0,
             "lost": r.lost if r else None,
             "violations": r.violations if r else [],
         }
@@ -314,7 +316,8 @@ def print_summary(s, run_dir, opts, passed, error=None):
     print(f"  operations (acked/indeterminate): {total['acked']}/{total['indeterminate']}: "
           + ", ".join(parts))
     w = s["wait"]
-    print(f"  WAIT 1: {w['confirmed']} confirmed, {w['short']} short, {w['failed']} failed")
+    print(f"  WAIT: {w['confirmed']} confirmed by >= 1 peer, {w['short']} by none, "
+          f"{w['failed']} failed")
     faults = ", ".join(f"{k} {v}" for k, v in sorted(s["faults"].items()))
     print(f"  faults: {faults}" + ("" if s["netem"] else
                                    "  (slow-link by tbf: this kernel has no sch_netem)"))
@@ -323,6 +326,8 @@ def print_summary(s, run_dir, opts, passed, error=None):
     if s["checked"]:
         print("  checked: " + ", ".join(f"{k} {v}" for k, v in sorted(s["checked"].items()))
               + f"; stream id collisions {s['stream_id_collisions']}")
+        print(f"  acknowledged writes of destroyed replicas: {s['confirmed_then_destroyed']} "
+              f"confirmed by WAIT (must survive), {s['acked_at_risk']} unconfirmed (may be lost)")
     print(f"  acknowledged writes lost: {s['lost']}")
     for v in s["violations"]:
         print(f"  VIOLATION {v}")

@@ -113,11 +113,12 @@ class Replica:
             return False
 
     def kill(self):
-        """kill -9: the process dies at once, with whatever it had not sent or written."""
-        self.up = False
+        """kill -9: the process dies at once, with whatever it had not sent or written. Clients
+        are not warned: the ops they have in flight fail (indeterminate)."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+        self.up = False
 
     def stop(self):
         """A graceful stop (SIGTERM), as when a pod is deleted."""

@@ -52,16 +52,29 @@ if [[ -n "$problem" ]]; then
     exit 2
 fi
 
-# Namespaces carry a per-invocation prefix; if the harness itself is killed, remove what it left.
+# Namespaces carry a per-invocation prefix. The harness tears its runs down itself (also on
+# SIGTERM); if it dies harder than that, whatever it left is removed here.
 run_id="smf$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+harness=""
 cleanup() {
-    local ns
+    if [[ -n "$harness" ]] && kill -0 "$harness" 2>/dev/null; then
+        kill -TERM "$harness" 2>/dev/null
+        wait "$harness" 2>/dev/null
+    fi
+    local ns pid
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$run_id-"); do
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
         ip netns del "$ns" 2>/dev/null
     done
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 143' INT TERM
 
-python3 -u "$here/harness.py" --run-id "$run_id" "$@"
+# In the background so that a signal to this script is handled at once (bash runs traps only
+# between foreground commands).
+python3 -u "$here/harness.py" --run-id "$run_id" "$@" &
+harness=$!
+wait "$harness"
+rc=$?
+harness=""
+exit "$rc"

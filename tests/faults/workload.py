@@ -10,9 +10,10 @@ small set of shared keys, so replicas write the same keys concurrently:
 Every element, field and stream value written is unique in the run, so the checker can tell
 exactly which write put it there. Each op is recorded with its outcome: "ok" (a reply came and
 was not an error: acknowledged) or "indeterminate" (an error reply, a timeout or a broken
-connection: it may or may not have taken effect). Every few writes a client runs `WAIT 1 <ms>`;
-a reply >= 1 means a peer has applied every write this replica incarnation made up to the last
-one of this connection, and the client's acknowledged ops are marked confirmed at that time.
+connection: it may or may not have taken effect). Every few writes a client runs
+`WAIT 3 <ms>`; a reply n >= 1 means n peers have applied every write this replica incarnation
+made up to the last one of this connection, and the client's acknowledged ops record the
+confirmation (time, n). An op stays pending (confirmable again) until n reaches 3.
 """
 
 import random
@@ -38,7 +39,7 @@ INDETERMINATE = "indeterminate"
 
 class Op:
     __slots__ = ("kind", "key", "args", "replica", "incarnation", "client", "status", "result",
-                 "t0", "t1", "confirmed")
+                 "t0", "t1", "confirmations")
 
     def __init__(self, kind, key, args, replica, incarnation, client):
         self.kind = kind
@@ -50,7 +51,7 @@ class Op:
         self.status = None
         self.result = None
         self.t0 = self.t1 = None
-        self.confirmed = None  # time a WAIT on its replica incarnation covered it
+        self.confirmations = []  # (time, peers) of the WAITs that covered it
 
     def command(self):
         return {
@@ -69,7 +70,7 @@ class Op:
                 "replica": self.replica, "incarnation": self.incarnation, "client": self.client,
                 "status": self.status, "result": _text(self.result), "t0": round(self.t0, 4),
                 "t1": round(self.t1, 4),
-                "confirmed": None if self.confirmed is None else round(self.confirmed, 4)}
+                "confirmations": [(round(t, 4), n) for t, n in self.confirmations]}
 
 
 def _text(v):
@@ -95,13 +96,15 @@ class History:
 
 
 class Client(threading.Thread):
-    def __init__(self, cid, replica, history, seed, wait_every=8, wait_ms=250, pace=0.003):
+    def __init__(self, cid, replica, history, seed, wait_every=8, wait_peers=3, wait_ms=250,
+                 pace=0.003):
         super().__init__(name=f"client-{cid}", daemon=True)
         self.cid = cid
         self.replica = replica
         self.history = history
         self.rng = random.Random(seed)
         self.wait_every = wait_every
+        self.wait_peers = wait_peers
         self.wait_ms = wait_ms
         self.pace = pace
         self._halt = threading.Event()
@@ -160,7 +163,7 @@ class Client(threading.Thread):
 
     def _confirm(self, conn, inc, pending, wait_ms):
         try:
-            n = command(conn, "WAIT", 1, wait_ms)
+            n = command(conn, "WAIT", self.wait_peers, wait_ms)
         except (redis.RedisError, OSError):
             self.history.count_wait("failed")
             return _drop(conn)
@@ -168,8 +171,10 @@ class Client(threading.Thread):
             now = self.history.clock()
             for op in pending:
                 if op.incarnation == inc:
-                    op.confirmed = now
-            pending.clear()
+                    op.confirmations.append((now, n))
+            # Ops of an earlier incarnation can no longer be confirmed; fully confirmed ones
+            # need no more; the rest is bounded.
+            pending[:] = [op for op in pending[-2000:] if op.incarnation == inc and n < self.wait_peers]
             self.history.count_wait("confirmed")
         else:
             self.history.count_wait("short")
