@@ -5,8 +5,9 @@ Which acknowledged writes must survive:
   when it is killed without a data directory (it comes back as a new, empty member) or leaves
   the mesh; a durable replica (data directory) that is killed and restarted is not destroyed.
 - A write confirmed by a `WAIT` that replied n >= 1 (n peers had applied it) before its replica
-  was destroyed, provided at most n destructions happened after that confirmation: it had n + 1
-  holders (the origin and n peers), and losing it takes destroying all of them.
+  was destroyed, provided at most n of the replica processes that were running at the
+  confirmation were destroyed afterwards: it had n + 1 holders (the origin and n peers, all
+  running then), and losing it takes destroying all of them.
 Every other acknowledged write is "at risk" and counts like an indeterminate one: it may or may
 not be there. So:
 
@@ -33,17 +34,19 @@ class Destructions:
     """When replica incarnations were destroyed (times in run seconds)."""
 
     def __init__(self):
-        self.events = []  # (t, replica, incarnation or None for every incarnation)
+        # (t, replica, incarnation or None for every incarnation, when that process started)
+        self.events = []
 
-    def add(self, t, replica, incarnation):
-        self.events.append((t, replica, incarnation))
+    def add(self, t, replica, incarnation, born):
+        self.events.append((t, replica, incarnation, born))
 
     def destroyed_after(self, op):
         return any(t >= op.t0 and r == op.replica and inc in (None, op.incarnation)
-                   for t, r, inc in self.events)
+                   for t, r, inc, _ in self.events)
 
     def count_after(self, t0):
-        return sum(1 for t, _, _ in self.events if t > t0)
+        """Destructions, after t0, of processes that were running at t0."""
+        return sum(1 for t, _, _, born in self.events if t > t0 and born <= t0)
 
 
 def required(op, destructions):

@@ -88,6 +88,7 @@ class Run:
                 appendfsync=o.appendfsync)
             self.replicas[name].lock = threading.Lock()
         for name in self.initial:
+            self.replicas[name].born = 0.0
             self.replicas[name].launch()
         for name in self.initial:
             self.replicas[name].wait_ready(30)
@@ -148,7 +149,7 @@ class Run:
                     return
                 r.kill()
                 if r.data_dir is None:  # recorded after the kill: covers every op it took
-                    self.destructions.add(self.clock(), r.name, r.incarnation)
+                    self.destructions.add(self.clock(), r.name, r.incarnation, r.born)
             self.faults["kill-restart"] += 1
             self.log(f"kill -9 {r.name}#{r.incarnation}"
                      + (" (durable: data dir kept)" if r.data_dir else " (memory only)"))
@@ -158,6 +159,7 @@ class Run:
             def join():
                 r = self.replicas[p["name"]]
                 with r.lock:
+                    r.born = self.clock()
                     r.launch()
                     r.wait_ready(30)
                     r.up = True
@@ -174,7 +176,7 @@ class Run:
                 for c in self.clients[r.name]:
                     c.join()
                 with r.lock:
-                    self.destructions.add(self.clock(), r.name, None)
+                    self.destructions.add(self.clock(), r.name, None, r.born)
                     r.gone = True
                     r.stop()
                 self.log(f"{r.name} left for good")
@@ -188,6 +190,7 @@ class Run:
             with r.lock:
                 if r.gone or r.alive():
                     return
+                r.born = self.clock()
                 r.launch()
                 r.wait_ready(30)
                 r.up = True

@@ -60,6 +60,7 @@ class Replica:
         self.proc = None
         self.up = False  # clients may use it
         self.gone = False  # left the mesh for good
+        self.born = 0.0  # run time the current process was started (set by the harness)
         # One thread inside the host namespace for the harness's own queries (digests, reads).
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, initializer=enter_netns, initargs=(host.ns,))
