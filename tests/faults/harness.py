@@ -75,7 +75,8 @@ class Run:
         for name in self.initial + [self.joiner]:
             self.net.add_host(name)
         self.net.probe_netem()
-        self.skew, self.events = make_schedule(self.seed, o.duration, self.initial, self.joiner)
+        self.skew, self.events = make_schedule(self.seed, o.duration, self.initial, self.joiner,
+                                               o.max_fault)
         seeds = [f"{h.ip}:{MESH_PORT}" for h in self.net.hosts.values()]
         persistence = o.persistence == "on" or (o.persistence == "auto" and self.durable_supported)
         # Every other replica is durable (as the operator's durable replicas would be).
@@ -338,7 +339,8 @@ def print_summary(s, run_dir, opts, passed, error=None):
         print(f"  ERROR {error}")
     if not passed:
         print(f"  replay: tests/faults/run.sh --seed {s['seed']} --duration {opts.duration}"
-              f" --replicas {opts.replicas} --persistence {opts.persistence}")
+              f" --replicas {opts.replicas} --clients {opts.clients} --max-fault {opts.max_fault}"
+              f" --retire-after {opts.retire_after} --persistence {opts.persistence}")
     print(f"  logs: {run_dir}" + ("" if not passed and not opts.keep else
                                  (" (kept)" if opts.keep else " (removed: passed)")), flush=True)
 
@@ -353,7 +355,10 @@ def main():
     ap.add_argument("--persistence", choices=["auto", "on", "off"], default="auto",
                     help="give every other replica a --data-dir (auto: if the binary has it)")
     ap.add_argument("--appendfsync", default="always")
-    ap.add_argument("--retire-after", type=int, default=20)
+    ap.add_argument("--max-fault", type=float, default=5.0,
+                    help="longest partition, loss or slow link, in seconds")
+    ap.add_argument("--retire-after", type=int, default=20,
+                    help="the replicas' --retire-after-secs")
     ap.add_argument("--converge-timeout", type=float, default=60.0)
     ap.add_argument("--binary", default=os.environ.get("SYNCMESH_REPLICA_BIN"))
     ap.add_argument("--run-id", default=None, help="namespace prefix (unique per run)")

@@ -29,7 +29,7 @@ class Event:
         return f"{self.t:6.2f}s {self.action} {args}"
 
 
-def make_schedule(seed, duration, initial, joiner):
+def make_schedule(seed, duration, initial, joiner, max_fault=5.0):
     """Returns (clock skew {name: offset_ms}, events sorted by time). Events after `duration`
     (heals, restarts) are what the final heal does."""
     rng = random.Random(seed)
@@ -65,7 +65,7 @@ def make_schedule(seed, duration, initial, joiner):
         everyone = sorted(set(initial) | {joiner})
         kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
         fid += 1
-        length = rng.uniform(1.5, 5.0)
+        length = rng.uniform(1.5, max(1.5, max_fault))
         if kind == "partition-halves":
             hosts = everyone[:]
             rng.shuffle(hosts)
