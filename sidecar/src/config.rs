@@ -91,6 +91,12 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_RETIRE_AFTER_SECS", default_value_t = 600)]
     pub retire_after_secs: u64,
 
+    /// A mesh connection on which nothing arrives for this long (milliseconds) is closed and
+    /// dialled again. Peers send an ack every 100 ms, so only a dead link or a vanished peer is
+    /// that silent; without it, a partition leaves connections that look alive until TCP gives up.
+    #[arg(long, env = "SYNCMESH_PEER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub peer_timeout_ms: u64,
+
     /// Size cap of the replication log in bytes (a peer that falls further behind gets a
     /// snapshot).
     #[arg(long, env = "SYNCMESH_LOG_CAP", default_value = "64mb", value_parser = parse_memory)]

@@ -321,3 +321,90 @@ fn a_replica_that_was_alone_gives_a_newcomer_everything_it_wrote() {
     let _: i64 = first.client().incr("n", 1).unwrap();
     converge(&[&first, &newcomer], Duration::from_secs(10));
 }
+
+/// A TCP relay to `target` whose connections can be silenced: a silenced connection stays open
+/// but forwards nothing, as a network partition looks to both ends (no FIN, no RST). New
+/// connections are relayed normally.
+struct SilenceableRelay {
+    port: u16,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SilenceableRelay {
+    fn start(target: u16) -> SilenceableRelay {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        let port = free_port();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let generation = Arc::new(AtomicU64::new(0));
+        let gen = generation.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                let born = gen.load(Ordering::SeqCst);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    let gen = gen.clone();
+                    from.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 64 * 1024];
+                        loop {
+                            if gen.load(Ordering::SeqCst) != born {
+                                // Silenced: hold both sockets open, forward nothing, ever.
+                                std::thread::sleep(Duration::from_secs(3600));
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => return,
+                                Ok(n) => {
+                                    if gen.load(Ordering::SeqCst) != born || to.write_all(&buf[..n]).is_err()
+                                    {
+                                        continue;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        SilenceableRelay { port, generation }
+    }
+
+    /// Every connection open now goes silent.
+    fn silence_open_connections(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_silent_mesh_connection_is_dropped_and_dialled_again() {
+    // B listens; A reaches it only through the relay. A partition that drops packets leaves
+    // both connections open and silent; the replicas must notice (acks stop arriving) and
+    // reconnect, or A's later writes never reach B (found by tests/faults: after a 30 s
+    // partition, the mesh waited for TCP retransmission backoff before converging).
+    let timeout = ["--peer-timeout-ms", "1000", "--peer-exchange", "false"];
+    let b = ReplicaProcess::start(&timeout);
+    let relay = SilenceableRelay::start(b.mesh_port);
+    let seed = format!("127.0.0.1:{}", relay.port);
+    let mut args = timeout.to_vec();
+    args.extend(["--peers", seed.as_str()]);
+    let a = ReplicaProcess::start(&args);
+    let _: () = a.client().set("before", "1").unwrap();
+    converge(&[&a, &b], Duration::from_secs(20));
+
+    relay.silence_open_connections();
+    let _: () = a.client().set("after", "1").unwrap();
+    let took = converge(&[&a, &b], Duration::from_secs(15));
+    assert_eq!(b.client().get::<_, Option<String>>("after").unwrap().as_deref(), Some("1"));
+    let info: String = redis::cmd("INFO").arg("mesh").query(&mut a.client()).unwrap();
+    assert!(info.contains("mesh_peers_connected:1"), "A is connected again: {info} (after {took:?})");
+}

@@ -74,6 +74,8 @@ pub struct Mesh {
     /// The version vector the first peer had when we met it: ready once we have it all.
     pub sync_target: Mutex<Option<VersionVector>>,
     pub retire_after: Duration,
+    /// Silence after which a connection counts as dead (`--peer-timeout-ms`).
+    pub peer_timeout: Duration,
     pub started: Instant,
     pub next_conn: AtomicU64,
     pub bytes_sent: AtomicU64,
@@ -133,6 +135,7 @@ impl Mesh {
             publish_seen: Mutex::new(HashMap::new()),
             sync_target: Mutex::new(None),
             retire_after: Duration::from_secs(config.retire_after_secs),
+            peer_timeout: Duration::from_millis(config.peer_timeout_ms.max(1)),
             started: Instant::now(),
             next_conn: AtomicU64::new(1),
             bytes_sent: AtomicU64::new(0),

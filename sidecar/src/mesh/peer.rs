@@ -29,10 +29,13 @@ const BATCH: usize = 512;
 /// Snapshot chunk size.
 const SNAPSHOT_CHUNK: usize = 8 * 1024 * 1024;
 
+/// Reads one message. With `idle`, fails with `TimedOut` when no byte arrives for that long
+/// (a large message on a slow link is fine as long as it keeps moving).
 async fn read_message(
     rd: &mut ReadHalf<Box<dyn Io>>,
     buf: &mut BytesMut,
     mesh: &super::Mesh,
+    idle: Option<Duration>,
 ) -> std::io::Result<Option<Message>> {
     loop {
         match wire::decode(buf) {
@@ -43,7 +46,15 @@ async fn read_message(
         if buf.capacity() - buf.len() < 64 * 1024 {
             buf.reserve(256 * 1024);
         }
-        let n = rd.read_buf(buf).await?;
+        let n = match idle {
+            None => rd.read_buf(buf).await?,
+            Some(idle) => tokio::time::timeout(idle, rd.read_buf(buf)).await.map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("nothing received for {} ms: the peer or the link is gone", idle.as_millis()),
+                )
+            })??,
+        };
         if n == 0 {
             return Ok(None);
         }
@@ -77,8 +88,11 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         return false;
     }
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let theirs = match tokio::time::timeout(Duration::from_secs(5), read_message(&mut rd, &mut buf, mesh))
-        .await
+    let theirs = match tokio::time::timeout(
+        Duration::from_secs(5),
+        read_message(&mut rd, &mut buf, mesh, None),
+    )
+    .await
     {
         Ok(Ok(Some(Message::Hello(h)))) => h,
         Ok(Ok(Some(Message::Refused(why)))) => {
@@ -173,7 +187,7 @@ async fn read_loop(
     let mut shutdown = server.shutdown.subscribe();
     loop {
         let msg = tokio::select! {
-            m = read_message(rd, &mut buf, mesh) => m?,
+            m = read_message(rd, &mut buf, mesh, Some(mesh.peer_timeout)) => m?,
             _ = shutdown.changed() => return Ok(()),
         };
         let Some(msg) = msg else { return Ok(()) };
