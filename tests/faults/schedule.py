@@ -7,6 +7,8 @@ Kinds (as counted in the summary):
     partition-halves     the hosts split in two groups, no traffic between them (symmetric)
     partition-one-way    packets from one host to another are dropped, the reverse path works
     partition-isolate    one host cut from all others (symmetric)
+    partition-long       one host cut from all others for the last 11-14 s of the run, longer
+                         than the replicas' --peer-timeout-ms (10 s): healed by the final heal
     loss                 one host drops a random fraction of the packets it receives
     slow-link            one host's outgoing link delayed (netem) or rate-limited (tbf)
     kill-restart         kill -9 of a replica, restarted after a pause
@@ -104,5 +106,13 @@ def make_schedule(seed, duration, initial, joiner, max_fault=5.0):
             # A heal past the end is left to the final heal: some faults last until then.
             events.append(Event(t + length, "heal", fid=fid))
         t += rng.uniform(1.0, 3.0)
+    if duration >= 20:
+        fid += 1
+        x = rng.choice(sorted(set(initial) | {joiner}))
+        everyone = sorted(set(initial) | {joiner})
+        drops = [(x, y) for y in everyone if y != x] + [(y, x) for y in everyone if y != x]
+        events.append(Event(duration - rng.uniform(11, 14), "partition", fid=fid,
+                            kind="partition-long", drops=drops, label=x))
+        events.append(Event(duration + 1, "heal", fid=fid))
     events.sort(key=lambda e: e.t)
     return skew, events
