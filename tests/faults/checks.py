@@ -21,7 +21,8 @@ not be there. So:
     stream entry             required XADD id: present with its value, unless another XADD got
                              the same id (documented: one version shows); never added: absent
 
-Lost acknowledged writes are the required writes the mesh does not show; the run fails when there
+Every live replica is checked; lost acknowledged writes are the required writes the mesh does not
+show (summed over the replicas that miss them); the run fails when there
 is any, and on any other violation above.
 """
 
@@ -90,7 +91,17 @@ class Report:
         self.checked = defaultdict(int)  # what was verified, by category
         self.collisions = 0
         self.at_risk = 0
+        self.counting = True
         self.confirmed_then_destroyed = 0
+
+    def count(self, category, n):
+        """What was verified, counted on the first replica only (the others show the same)."""
+        if self.counting:
+            self.checked[category] += n
+
+    def count_collision(self):
+        if self.counting:
+            self.collisions += 1
 
     def fail(self, msg, lost=0):
         self.lost += lost
@@ -111,7 +122,8 @@ def check(ops, destructions, states, report=None):
     by_key = defaultdict(list)
     for op in ops:
         by_key[op.key].append(op)
-    for name, state in states.items():
+    for i, (name, state) in enumerate(states.items()):
+        report.counting = i == 0
         _check_counters(name, state, by_key, req, destructions, report)
         _check_sets(name, state, by_key, req, report)
         _check_hashes(name, state, by_key, req, report)
@@ -132,7 +144,7 @@ def _check_counters(name, state, by_key, req, destructions, report):
         ops = [op for op in by_key[key] if op.kind == "incrby"]
         lo, hi = _range(ops, req, lambda op: op.args[0])
         v = state[key] or 0
-        report.checked["counter increments (required)"] += sum(1 for op in ops if req[id(op)])
+        report.count("counter increments (required)", sum(1 for op in ops if req[id(op)]))
         if not lo <= v <= hi:
             report.fail(f"{name}: {key} = {v}, expected within [{lo}, {hi}] (sum of required "
                         f"acknowledged increments, of all attempted)", lost=1 if v < lo else 0)
@@ -142,7 +154,7 @@ def _check_counters(name, state, by_key, req, destructions, report):
             ops = [op for op in by_key[key] if op.args[0] == field]
             lo, hi = _range(ops, req, lambda op: op.args[1])
             v = state[key].get(field, 0)
-            report.checked["hash increments (required)"] += sum(1 for op in ops if req[id(op)])
+            report.count("hash increments (required)", sum(1 for op in ops if req[id(op)]))
             if not lo <= v <= hi:
                 report.fail(f"{name}: {key}.{field} = {v}, expected within [{lo}, {hi}]",
                             lost=1 if v < lo else 0)
@@ -163,12 +175,12 @@ def _check_sets(name, state, by_key, req, report):
                     removed.add(m)
         for m, op in added.items():
             if req[id(op)] and m not in removal_tried:
-                report.checked["set adds (required)"] += 1
+                report.count("set adds (required)", 1)
                 if m not in members:
                     report.fail(f"{name}: {key} lacks {m} (SADD acknowledged by "
                                 f"{op.replica}#{op.incarnation} at {op.t1:.2f}s)", lost=1)
         for m in removed:
-            report.checked["set removes (required)"] += 1
+            report.count("set removes (required)", 1)
             if m in members:
                 report.fail(f"{name}: {key} still holds {m}, removed by an acknowledged SREM",
                             lost=1)
@@ -183,7 +195,7 @@ def _check_hashes(name, state, by_key, req, report):
         written = {op.args[0]: op for op in by_key[key]}
         for f, op in written.items():
             if req[id(op)]:
-                report.checked["hash fields (required)"] += 1
+                report.count("hash fields (required)", 1)
                 if fields.get(f) != op.args[1]:
                     report.fail(f"{name}: {key}.{f} = {fields.get(f)!r}, expected "
                                 f"{op.args[1]!r} (HSET acknowledged by {op.replica}"
@@ -208,7 +220,7 @@ def _check_lists(name, state, by_key, req, report):
         missing = []
         for e, op in pushes.items():
             if req[id(op)] and e not in popped:
-                report.checked["list pushes (required)"] += 1
+                report.count("list pushes (required)", 1)
                 if e not in present:
                     missing.append(e)
         if len(missing) > unknown_pops:
@@ -216,7 +228,7 @@ def _check_lists(name, state, by_key, req, report):
                         f"by a pop, more than its {unknown_pops} indeterminate pops could take: "
                         f"{missing[:5]}", lost=len(missing) - unknown_pops)
         for e in popped_required:
-            report.checked["list pops (required)"] += 1
+            report.count("list pops (required)", 1)
             if e in present:
                 report.fail(f"{name}: {key} still holds {e}, returned by an acknowledged RPOP")
         for e in present - set(pushes):
@@ -233,13 +245,13 @@ def _check_streams(name, state, by_key, req, report):
             if not req[id(op)]:
                 continue
             i = _s(op.result)
-            report.checked["stream entries (required)"] += 1
+            report.count("stream entries (required)", 1)
             got = entries.get(i)
             if got == {"v": op.args[0]}:
                 continue
             other = owner.get((got or {}).get("v"))
             if other is not None and (other.status != OK or _s(other.result) == i):
-                report.collisions += 1  # two replicas picked one id: one version shows
+                report.count_collision()  # two replicas picked one id: one version shows
                 continue
             report.fail(f"{name}: {key} entry {i} is {got!r}, expected v={op.args[0]} (XADD "
                         f"acknowledged by {op.replica}#{op.incarnation} at {op.t1:.2f}s)", lost=1)
