@@ -22,7 +22,7 @@ fi
 for tool in ip iptables tc python3; do
     command -v "$tool" >/dev/null || { echo "tests/faults needs $tool (tests/lib/deps.sh installs it)" >&2; exit 2; }
 done
-python3 -c 'import redis' 2>/dev/null || { echo "tests/faults needs redis-py (tests/compat/requirements.txt)" >&2; exit 2; }
+python3 -c 'import redis, pytest' 2>/dev/null || { echo "tests/faults needs redis-py and pytest (tests/compat/requirements.txt)" >&2; exit 2; }
 
 bin="${SYNCMESH_REPLICA_BIN:-}"
 if [[ -z "$bin" ]]; then
