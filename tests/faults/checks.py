@@ -55,7 +55,7 @@ def required(op, destructions):
         return False
     if not destructions.destroyed_after(op):
         return True
-    return any(destructions.count_after(t) <= n for t, n in op.confirmations)
+    return any(destructions.count_after(t) <= n for n, t in op.confirmations.items())
 
 
 def _s(v):

@@ -15,7 +15,7 @@ from workload import INDETERMINATE, KEYS_PER_TYPE, OK, Op  # noqa: E402
 def op(kind, key, args, status=OK, result=None, replica="r1", inc=1, t=1.0, confirmations=()):
     o = Op(kind, key, tuple(args), replica, inc, client=1)
     o.status, o.result, o.t0, o.t1 = status, result, t, t + 0.001
-    o.confirmations = list(confirmations)
+    o.confirmations = {n: at for at, n in confirmations}
     return o
 
 

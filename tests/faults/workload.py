@@ -13,7 +13,9 @@ was not an error: acknowledged) or "indeterminate" (an error reply, a timeout or
 connection: it may or may not have taken effect). Every few writes a client runs
 `WAIT 3 <ms>`; a reply n >= 1 means n peers have applied every write this replica incarnation
 made up to the last one of this connection, and the client's acknowledged ops record the
-confirmation (time, n). An op stays pending (confirmable again) until n reaches 3.
+confirmation: for each n, the latest time a WAIT replied n. The latest matters: a write held by
+n peers at time t survives any n destructions after t. A client keeps confirming its last 2000
+acknowledged ops of the current replica process.
 """
 
 import random
@@ -51,7 +53,7 @@ class Op:
         self.status = None
         self.result = None
         self.t0 = self.t1 = None
-        self.confirmations = []  # (time, peers) of the WAITs that covered it
+        self.confirmations = {}  # peers -> latest time a WAIT reported that many had it
 
     def command(self):
         return {
@@ -70,7 +72,7 @@ class Op:
                 "replica": self.replica, "incarnation": self.incarnation, "client": self.client,
                 "status": self.status, "result": _text(self.result), "t0": round(self.t0, 4),
                 "t1": round(self.t1, 4),
-                "confirmations": [(round(t, 4), n) for t, n in self.confirmations]}
+                "confirmations": [(round(t, 4), n) for n, t in self.confirmations.items()]}
 
 
 def _text(v):
@@ -169,12 +171,10 @@ class Client(threading.Thread):
             return _drop(conn)
         if n >= 1:
             now = self.history.clock()
+            # Ops of an earlier process can no longer be confirmed; the rest is bounded.
+            pending[:] = [op for op in pending[-2000:] if op.incarnation == inc]
             for op in pending:
-                if op.incarnation == inc:
-                    op.confirmations.append((now, n))
-            # Ops of an earlier incarnation can no longer be confirmed; fully confirmed ones
-            # need no more; the rest is bounded.
-            pending[:] = [op for op in pending[-2000:] if op.incarnation == inc and n < self.wait_peers]
+                op.confirmations[n] = now
             self.history.count_wait("confirmed")
         else:
             self.history.count_wait("short")
