@@ -224,6 +224,7 @@ class Run:
         self._raise_client_errors()
         for t in self.background:
             t.join()
+        t_heal = self.clock()  # time to converge counts from here: the heal itself takes time
         self.net.heal_all()
         self.log("healed the network")
         for r in self.replicas.values():
@@ -234,7 +235,6 @@ class Run:
         if self.errors:
             raise RuntimeError("; ".join(self.errors))
         live = [r for r in self.replicas.values() if r.incarnation > 0 and not r.gone]
-        t_heal = self.clock()
         deadline = t_heal + self.opts.converge_timeout
         digests = {}
         while self.clock() < deadline:
