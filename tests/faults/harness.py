@@ -152,6 +152,8 @@ class Run:
                 if r.data_dir is None:  # recorded after the kill: covers every op it took
                     self.destructions.add(self.clock(), r.name, r.incarnation, r.born)
             self.faults["kill-restart"] += 1
+            if r.data_dir:
+                self.faults["kill-restart of a durable replica"] += 1
             self.log(f"kill -9 {r.name}#{r.incarnation}"
                      + (" (durable: data dir kept)" if r.data_dir else " (memory only)"))
         elif a == "restart":
