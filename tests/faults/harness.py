@@ -87,7 +87,6 @@ class Run:
                 clock_offset_ms=self.skew.get(name, 0),
                 data_dir=os.path.join(self.run_dir, f"{name}.data") if name in self.durable else None,
                 appendfsync=o.appendfsync)
-            self.replicas[name].lock = threading.Lock()
         for name in self.initial:
             self.replicas[name].born = 0.0
             self.replicas[name].launch()

@@ -11,6 +11,7 @@ import http.client
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import redis
@@ -61,6 +62,7 @@ class Replica:
         self.up = False  # clients may use it
         self.gone = False  # left the mesh for good
         self.born = 0.0  # run time the current process was started (set by the harness)
+        self.lock = threading.Lock()  # one start, kill or stop at a time
         # One thread inside the host namespace for the harness's own queries (digests, reads).
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, initializer=enter_netns, initargs=(host.ns,))
