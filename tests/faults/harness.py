@@ -50,6 +50,7 @@ class Run:
         self.fault_log = []
         self.background = []
         self.errors = []
+        self.identity_changes = []
         self.t_start = time.monotonic()
         self.history = History(self.clock)
         self.next_client = 0
@@ -93,6 +94,7 @@ class Run:
         for name in self.initial:
             self.replicas[name].wait_ready(30)
             self.replicas[name].up = True
+            self.replicas[name].ident = self.replicas[name].identity()
 
     def start_clients(self, name):
         for _ in range(self.opts.clients):
@@ -196,6 +198,12 @@ class Run:
                 r.launch()
                 r.wait_ready(30)
                 r.up = True
+                if r.data_dir:
+                    ident = r.identity()
+                    if ident != r.ident:
+                        # The data directory's contract: a process kill loses nothing.
+                        self.identity_changes.append(
+                            f"{name} restarted on its data directory as {ident}, not {r.ident}")
             self.log(f"{name}#{r.incarnation} restarted and ready")
         self.in_background(f"restart {name}", restart)
 
@@ -248,6 +256,8 @@ class Run:
                  else "did not converge")
         states = {r.name: read_state(r) for r in live}
         self.report = check(self.history.ops, self.destructions, states, Report())
+        for change in self.identity_changes:
+            self.report.fail(change)
         if self.converge_s is None:
             self.report.fail(f"the replicas did not converge within {self.opts.converge_timeout}s "
                              f"of the heal: digests {digests}")

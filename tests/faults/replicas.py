@@ -63,6 +63,7 @@ class Replica:
         self.gone = False  # left the mesh for good
         self.born = 0.0  # run time the current process was started (set by the harness)
         self.lock = threading.Lock()  # one start, kill or stop at a time
+        self.ident = None  # replica id of the first start (kept across restarts if durable)
         # One thread inside the host namespace for the harness's own queries (digests, reads).
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, initializer=enter_netns, initargs=(host.ns,))
@@ -146,6 +147,14 @@ class Replica:
             finally:
                 conn.disconnect()
         return self.pool.submit(run).result()
+
+    def identity(self):
+        """The replica id it runs under (INFO mesh)."""
+        info = self.query("INFO", "mesh").decode()
+        for line in info.splitlines():
+            if line.startswith("replica_id:"):
+                return line.split(":", 1)[1]
+        return None
 
     def close(self):
         self.pool.shutdown(wait=False, cancel_futures=True)
