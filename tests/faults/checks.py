@@ -6,8 +6,10 @@ Which acknowledged writes must survive:
   the mesh; a durable replica (data directory) that is killed and restarted is not destroyed.
 - A write confirmed by a `WAIT` that replied n >= 1 (n peers had applied it) before its replica
   was destroyed, provided at most n of the replica processes that were running at the
-  confirmation were destroyed afterwards: it had n + 1 holders (the origin and n peers, all
-  running then), and losing it takes destroying all of them.
+  confirmation were destroyed after the write: it had n + 1 holders (the origin and n peers),
+  and losing it takes destroying all of them. "After the write", not "after the confirmation":
+  WAIT counts every member whose last acknowledgement covers the write, also one that has died
+  since (it stays a member until retired).
 Every other acknowledged write is "at risk" and counts like an indeterminate one: it may or may
 not be there. So:
 
@@ -45,9 +47,9 @@ class Destructions:
         return any(t >= op.t0 and r == op.replica and inc in (None, op.incarnation)
                    for t, r, inc, _ in self.events)
 
-    def count_after(self, t0):
-        """Destructions, after t0, of processes that were running at t0."""
-        return sum(1 for t, _, _, born in self.events if t > t0 and born <= t0)
+    def holders_lost(self, op, confirmed_at):
+        """Destructions, after the write, of processes that were running at its confirmation."""
+        return sum(1 for t, _, _, born in self.events if t > op.t0 and born <= confirmed_at)
 
 
 def required(op, destructions):
@@ -55,7 +57,7 @@ def required(op, destructions):
         return False
     if not destructions.destroyed_after(op):
         return True
-    return any(destructions.count_after(t) <= n for n, t in op.confirmations.items())
+    return any(destructions.holders_lost(op, t) <= n for n, t in op.confirmations.items())
 
 
 def _s(v):

@@ -52,6 +52,15 @@ def test_a_destroyed_replica_may_lose_unconfirmed_writes_only():
     assert r.lost == 2  # b was confirmed by a peer: it must survive r1's death
 
 
+def test_a_peer_that_died_before_the_confirmation_still_counts_as_destroyed():
+    # WAIT counts a dead member whose last ack covered the write: it is a holder that is gone.
+    d = Destructions()
+    d.add(1.2, "r2", 1, born=0.0)  # died between the write (1.0) and the WAIT (1.5)
+    d.add(2.0, "r1", 1, born=0.0)  # then the origin
+    w = op("sadd", "set:2", ["c"], confirmations=[(1.5, 1)])
+    assert run([w], empty_state(**{"set:2": set()}), d).lost == 0  # at risk, not required
+
+
 def test_a_confirmation_by_n_peers_covers_n_destructions_of_processes_alive_then():
     d = Destructions()
     d.add(2.0, "r1", 1, born=0.0)
