@@ -317,11 +317,11 @@ class Run:
 def print_summary(s, run_dir, opts, passed, error=None):
     status = "PASS" if passed else "FAIL"
     print(f"--- seed {s['seed']}: {status}", flush=True)
-    left = [n for n in s["replicas"] + [s["joined"]] if n not in s.get("live", [])]
     print(f"  replicas: {' '.join(s['replicas'])}, {s['joined']} joins during the run; "
           f"durable (--data-dir): {' '.join(s['durable']) or 'none'}"
           + ("" if s["durable"] or opts.persistence == "off"
-             else " (the binary does not implement --data-dir yet)"))
+             else " (the binary does not implement --data-dir yet)")
+          + (f"; checked at the end: {' '.join(s['live'])}" if s.get("live") else ""))
     total = Counter()
     parts = []
     for kind, _ in MIX:
