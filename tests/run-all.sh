@@ -6,7 +6,8 @@
 #
 # Suites: lint (fmt + clippy), cargo (unit, property and Rust-client tests), compat (redis-py
 # against redis-server side by side), cli (redis-cli), fuzz (bounded cargo-fuzz runs), k8s (the
-# control-plane smoke test). The last line is "suites: N passed, M failed".
+# control-plane smoke test), operator (CRD, chart, reconciler and webhook against a real
+# kube-apiserver). The last line is "suites: N passed, M failed".
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -52,6 +53,7 @@ suite compat tests/compat/run.sh
 suite cli tests/cli/run.sh
 suite fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 suite k8s bash tests/k8s/smoke.sh
+suite operator bash tests/k8s/operator.sh
 
 if ((failed > 0)); then
     echo "failed suites: ${failed_names[*]}"

@@ -43,6 +43,11 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_OPERATOR_WEBHOOK_EXTRA_SAN", value_delimiter = ',')]
     pub webhook_extra_san: Vec<String>,
 
+    /// Seconds between checks of the webhook certificate (renewed when a third of its lifetime
+    /// is left, or when its Secret was deleted) and of the webhook configuration's caBundle.
+    #[arg(long, env = "SYNCMESH_OPERATOR_CERT_REFRESH_SECONDS", default_value_t = 60)]
+    pub cert_refresh_seconds: u64,
+
     /// Replica image injected when a SyncedDatabase does not name one.
     #[arg(long, env = "SYNCMESH_OPERATOR_REPLICA_IMAGE", default_value = "syncmesh/syncmesh-replica:0.1.0")]
     pub replica_image: String,

@@ -21,9 +21,6 @@ use syncmesh_operator::leader::LeaderElector;
 use syncmesh_operator::webhook::patch::Defaults;
 use syncmesh_operator::webhook::{self, certs, Webhook};
 
-/// How often the webhook certificate and caBundle are checked.
-const CERT_REFRESH: Duration = Duration::from_secs(60);
-
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
         eprintln!("syncmesh-operator: invalid --log '{}': {e}", config.log);
@@ -83,7 +80,12 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     readiness.webhook.store(resolver.has_cert(), Ordering::Relaxed);
-    tokio::spawn(certs::refresh_loop(client.clone(), config.clone(), resolver.clone(), CERT_REFRESH));
+    tokio::spawn(certs::refresh_loop(
+        client.clone(),
+        config.clone(),
+        resolver.clone(),
+        Duration::from_secs(config.cert_refresh_seconds.max(1)),
+    ));
 
     let (store, writer) = reflector::store::<SyncedDatabase>();
     let databases =
