@@ -43,6 +43,12 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_OPERATOR_WEBHOOK_EXTRA_SAN", value_delimiter = ',')]
     pub webhook_extra_san: Vec<String>,
 
+    /// Create the webhook Secret and the leader-election Lease when they do not exist. The Helm
+    /// chart creates both, so that `helm uninstall` removes them, and turns this off: an
+    /// operator that is being uninstalled then cannot bring them back.
+    #[arg(long, env = "SYNCMESH_OPERATOR_CREATE_MISSING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub create_missing: bool,
+
     /// Seconds between checks of the webhook certificate (renewed when a third of its lifetime
     /// is left, or when its Secret was deleted) and of the webhook configuration's caBundle.
     #[arg(long, env = "SYNCMESH_OPERATOR_CERT_REFRESH_SECONDS", default_value_t = 60)]

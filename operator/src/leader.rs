@@ -23,6 +23,8 @@ pub struct LeaderElector {
     duration: Duration,
     /// The holder and renew time last seen, and when this instance saw them change.
     observed: Option<(Option<String>, Option<MicroTime>, Instant)>,
+    /// Whether to create the Lease when it does not exist (else wait for it).
+    create_missing: bool,
 }
 
 fn now() -> MicroTime {
@@ -37,14 +39,25 @@ impl LeaderElector {
             identity: identity.into(),
             duration,
             observed: None,
+            create_missing: true,
         }
+    }
+
+    /// Waits for a missing Lease instead of creating it (it is created by the Helm chart).
+    pub fn without_creating(mut self) -> Self {
+        self.create_missing = false;
+        self
     }
 
     /// Tries to acquire or renew the Lease once; returns whether this instance holds it.
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
         let lease = match self.api.get_opt(&self.name).await? {
             Some(lease) => lease,
-            None => return self.create().await,
+            None if self.create_missing => return self.create().await,
+            None => {
+                warn!(lease = %self.name, "the leader-election Lease does not exist (the Helm chart creates it); waiting");
+                return Ok(false);
+            }
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());

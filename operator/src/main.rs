@@ -113,13 +113,16 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 
     // The reconciler runs only while this instance leads.
     let (leading_tx, mut leading_rx) = watch::channel(false);
-    let elector = LeaderElector::new(
+    let mut elector = LeaderElector::new(
         client.clone(),
         &config.namespace,
         &config.lease_name,
         &identity,
         Duration::from_secs(config.lease_seconds.max(2) as u64),
     );
+    if !config.create_missing {
+        elector = elector.without_creating();
+    }
     let election = tokio::spawn(elector.run(leading_tx, shutdown_rx.clone()));
     info!(%identity, namespace = %config.namespace, "waiting for the leader lease");
     let mut shutdown = shutdown_rx.clone();

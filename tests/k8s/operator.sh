@@ -127,9 +127,10 @@ check "helm template | kubectl apply --dry-run=server is accepted" dry_run
 check "helm install" "$HELM" install "$RELEASE" "$ROOT/charts/syncmesh" "${CHART_ARGS[@]}" --wait=false
 installed() {
   k -n "$SYSTEM_NS" get deployment/syncmesh serviceaccount/syncmesh service/syncmesh-webhook pdb/syncmesh &&
+    k -n "$SYSTEM_NS" get secret/syncmesh-webhook-tls lease/syncmesh &&
     k get mutatingwebhookconfiguration/syncmesh-injector clusterrole/syncmesh clusterrolebinding/syncmesh
 }
-check "the chart created the operator's Deployment, RBAC, Service and webhook configuration" installed
+check "the chart created the operator's Deployment, RBAC, Service, webhook configuration, Secret and Lease" installed
 
 # ------------------------------------------------------------------ the operator
 # start_operator ID: runs an instance as the chart configures it, on its own ports.
@@ -140,6 +141,7 @@ start_operator() {
     SYNCMESH_OPERATOR_WEBHOOK_SERVICE=syncmesh-webhook SYNCMESH_OPERATOR_WEBHOOK_SECRET=syncmesh-webhook-tls \
     SYNCMESH_OPERATOR_WEBHOOK_CONFIGURATION=syncmesh-injector SYNCMESH_OPERATOR_WEBHOOK_EXTRA_SAN=127.0.0.1 \
     SYNCMESH_OPERATOR_LEASE_NAME=syncmesh SYNCMESH_OPERATOR_LEASE_SECONDS=4 SYNCMESH_OPERATOR_CERT_REFRESH_SECONDS=2 \
+    SYNCMESH_OPERATOR_CREATE_MISSING=false \
     SYNCMESH_OPERATOR_REPLICA_IMAGE=syncmesh/syncmesh-replica:test SYNCMESH_OPERATOR_LOG=info,kube=warn \
     "$OPERATOR_BIN" >>"$WORK/operator-$id.log" 2>&1 &
   OPERATOR_PIDS+=($!)
@@ -329,14 +331,17 @@ served_serial() {
 }
 OLD_SERIAL=$(served_serial)
 OLD_BUNDLE=$(k get mutatingwebhookconfiguration syncmesh-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')
-k -n "$SYSTEM_NS" delete secret syncmesh-webhook-tls >/dev/null
+# Damage the certificates (as an expired or foreign CA would): both are reissued.
+GARBAGE=$(printf 'not a certificate' | base64 -w0)
+k -n "$SYSTEM_NS" patch secret syncmesh-webhook-tls --type merge \
+  -p "{\"data\":{\"ca.crt\":\"$GARBAGE\",\"tls.crt\":\"$GARBAGE\"}}" >/dev/null
 rotated() {
   local bundle serial
   bundle=$(k get mutatingwebhookconfiguration syncmesh-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')
   serial=$(served_serial)
   [[ -n "$serial" && "$serial" != "$OLD_SERIAL" && -n "$bundle" && "$bundle" != "$OLD_BUNDLE" ]]
 }
-check "a lost webhook certificate is reissued, served without a restart, and caBundle follows" eventually 20 rotated
+check "a damaged webhook CA and certificate are reissued, served without a restart, and caBundle follows" eventually 20 rotated
 admits_after_rotation() { k -n "$NS" run rotated --image=x:1 --labels=syncmesh.io/database=orders >/dev/null; }
 check "the API server trusts the new certificate (a labelled pod is admitted)" eventually 20 admits_after_rotation
 OLD_MEMBER=$(k -n "$NS" get secret orders-mesh-tls -o jsonpath='{.metadata.uid}')
@@ -392,10 +397,10 @@ check "pods can no longer join it" refused_after_delete
 check "helm uninstall" "$HELM" uninstall "$RELEASE" --namespace "$SYSTEM_NS" --wait
 nothing_left() {
   local out
-  out=$(k get mutatingwebhookconfiguration,clusterrole,clusterrolebinding -o name | grep syncmesh; k -n "$SYSTEM_NS" get deploy,svc,sa,pdb,role,rolebinding -o name 2>/dev/null | grep -v '^serviceaccount/default$')
+  out=$(k get mutatingwebhookconfiguration,clusterrole,clusterrolebinding -o name | grep syncmesh; k -n "$SYSTEM_NS" get deploy,svc,sa,pdb,role,rolebinding,lease,secret -o name 2>/dev/null | grep -v '^serviceaccount/default$')
   echo "$out"; [[ -z "$out" ]]
 }
-check "helm uninstall leaves none of the chart's objects" eventually 20 nothing_left
+check "helm uninstall leaves nothing behind (the operator's Secret and Lease included)" eventually 20 nothing_left
 
 say "time from kubectl apply to Ready: ${READY_SECONDS}s"
 say "admission latency, webhook's own timing (instance op-3): $OPERATOR_Q3"

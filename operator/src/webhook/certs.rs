@@ -119,6 +119,8 @@ pub enum CertError {
     Pki(#[from] pki::PkiError),
     #[error("the serving certificate is unusable: {0}")]
     Tls(String),
+    #[error("Secret {0} does not exist (the Helm chart creates it)")]
+    MissingSecret(String),
 }
 
 /// Makes sure the Secret holds a valid CA and serving certificate; returns them.
@@ -132,6 +134,9 @@ pub async fn ensure_secret(client: &Client, config: &Config) -> Result<ServingCe
             return Ok(current.expect("nothing to renew means a current set"));
         };
         let result = match existing {
+            None if !config.create_missing => {
+                return Err(CertError::MissingSecret(config.webhook_secret.clone()))
+            }
             None => {
                 let secret = Secret {
                     metadata: ObjectMeta {
@@ -141,7 +146,7 @@ pub async fn ensure_secret(client: &Client, config: &Config) -> Result<ServingCe
                         ),
                         ..Default::default()
                     },
-                    type_: Some("kubernetes.io/tls".into()),
+                    type_: Some("Opaque".into()),
                     data: Some(next.data()),
                     ..Default::default()
                 };
