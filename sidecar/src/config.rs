@@ -78,6 +78,11 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
+    /// Seconds between checks of the TLS files: a renewed certificate or CA bundle (a Secret
+    /// the kubelet updated) is used by new mesh connections without a restart.
+    #[arg(long, env = "SYNCMESH_TLS_RELOAD_SECS", default_value_t = 10)]
+    pub tls_reload_secs: u64,
+
     /// Address peers should dial to reach this replica's mesh port (HOST:PORT); by default the
     /// address a peer sees the connection come from, with --mesh-port.
     #[arg(long, env = "SYNCMESH_ADVERTISE_ADDR")]

@@ -57,7 +57,7 @@ pub struct Mesh {
     pub database: String,
     pub listen_port: u16,
     pub advertise: Option<String>,
-    pub tls: Option<tls::MeshTls>,
+    pub tls: Option<Arc<tls::MeshTls>>,
     pub peers: Mutex<HashMap<ReplicaId, PeerHandle>>,
     pub members: Mutex<HashMap<ReplicaId, Member>>,
     pub retired: Mutex<HashSet<ReplicaId>>,
@@ -92,7 +92,7 @@ impl Mesh {
     /// `--mesh-insecure`).
     pub fn from_config(config: &Config, id: ReplicaId) -> std::io::Result<Option<Mesh>> {
         let tls = match (&config.tls_ca, &config.tls_cert, &config.tls_key) {
-            (Some(ca), Some(cert), Some(key)) => Some(tls::MeshTls::load(ca, cert, key)?),
+            (Some(ca), Some(cert), Some(key)) => Some(Arc::new(tls::MeshTls::load(ca, cert, key)?)),
             (None, None, None) => None,
             _ => {
                 return Err(std::io::Error::new(
@@ -341,8 +341,11 @@ pub async fn start(server: Arc<Server>, config: &Config) -> std::io::Result<()> 
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr} (mesh): {e}")))?;
     info!(%addr, tls = mesh.tls.is_some(), "mesh listening");
-    if mesh.tls.is_none() {
-        warn!("mesh runs WITHOUT TLS (--mesh-insecure): for local development only");
+    match &mesh.tls {
+        Some(tls) => {
+            drop(tokio::spawn(tls.clone().watch(Duration::from_secs(config.tls_reload_secs.max(1)))))
+        }
+        None => warn!("mesh runs WITHOUT TLS (--mesh-insecure): for local development only"),
     }
     tokio::spawn(accept_loop(server.clone(), listener));
     tokio::spawn(dial_loop(server.clone(), config.peers_dns.clone(), config.mesh_port));
@@ -367,7 +370,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
             let io: Box<dyn peer::Io> = match &mesh.tls {
                 None => Box::new(stream),
                 Some(tls) => {
-                    match tokio::time::timeout(Duration::from_secs(5), tls.acceptor.accept(stream)).await {
+                    match tokio::time::timeout(Duration::from_secs(5), tls.acceptor().accept(stream)).await {
                         Ok(Ok(s)) => Box::new(s),
                         Ok(Err(e)) => {
                             warn!(peer = %remote, error = %e, "mesh TLS handshake refused");
@@ -449,7 +452,7 @@ async fn dial(server: Arc<Server>, addr: &str) -> bool {
         None => Box::new(stream),
         Some(tls) => {
             let name = rustls::pki_types::ServerName::try_from("syncmesh-peer").expect("valid name");
-            match tokio::time::timeout(Duration::from_secs(5), tls.connector.connect(name, stream)).await {
+            match tokio::time::timeout(Duration::from_secs(5), tls.connector().connect(name, stream)).await {
                 Ok(Ok(s)) => Box::new(s),
                 Ok(Err(e)) => {
                     warn!(peer = %addr, error = %e, "mesh TLS handshake failed");
