@@ -119,6 +119,12 @@ ADMIN_PORT=$(free_port)
 CHART_ARGS=(--namespace "$SYSTEM_NS" --set "webhook.url=https://127.0.0.1:$WEBHOOK_PORT/mutate-pods"
   --set "webhook.extraNames={127.0.0.1}")
 check "helm lint is clean" "$HELM" lint --strict "$ROOT/charts/syncmesh"
+bad_values() {
+  local out
+  if out=$("$HELM" template t "$ROOT/charts/syncmesh" --set webhook.failurePolicy=Sometimes 2>&1); then echo "rendered"; return 1; fi
+  echo "$out"; grep -q "at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'" <<<"$out"
+}
+check "the chart's values schema refuses a bad value with a clear message" bad_values
 dry_run() {
   k create namespace "$SYSTEM_NS" --dry-run=client -o yaml | k apply -f - >/dev/null
   "$HELM" template "$RELEASE" "$ROOT/charts/syncmesh" "${CHART_ARGS[@]}" | k apply --dry-run=server -f -
