@@ -4,8 +4,8 @@
 # (tests/e2e/demo) get the replica injected and share data through it.
 #
 #   bash tests/k8s/e2e.sh            the test (suite `e2e` of tests/run-all.sh)
-#   bash tests/k8s/e2e.sh --keep     leave the cluster and the demo running at the end (the
-#                                    README's demo: prints what to try)
+#
+# The setup steps are tests/k8s/demo.sh's (the README's demo), so the test checks what users run.
 #
 # Ends with "N passed, M failed" and the measured figures; exits non-zero if a check failed.
 # Environment: E2E_NAME (instance name, default e2e), plus everything cluster.sh reads.
@@ -15,18 +15,18 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CLUSTER="$HERE/cluster.sh"
 NAME=${E2E_NAME:-e2e}
-KEEP=0
-[[ "${1:-}" == --keep ]] && KEEP=1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/syncmesh-e2e.XXXXXX")
 STARTED_AT=$SECONDS
-SYSTEM_NS=syncmesh-system
-NS=shop
 TAG=e2e
 BG_PIDS=()
 
 TEST_TAG=e2e
 # shellcheck source=tests/k8s/testlib.sh
 source "$HERE/testlib.sh"
+# shellcheck source=tests/k8s/demo.sh
+source "$HERE/demo.sh"
+SYSTEM_NS=$DEMO_SYSTEM_NS
+NS=$DEMO_NS
 
 cleanup() {
   local rc=$?
@@ -42,9 +42,7 @@ cleanup() {
       echo "---- $pod (replica)"; k -n "$NS" logs "$pod" -c syncmesh-replica --tail=10 2>/dev/null | cut -c1-300
     done
   fi
-  if (( KEEP == 0 || FAILED > 0 )); then
-    "$CLUSTER" --name "$NAME" down 2>&1 | sed 's/^/    /'
-  fi
+  "$CLUSTER" --name "$NAME" down 2>&1 | sed 's/^/    /'
   rm -rf "$WORK"
   if (( rc != 0 && FAILED == 0 )); then fail "e2e test aborted (exit $rc)"; fi
   say "finished in $((SECONDS - STARTED_AT))s"
@@ -57,10 +55,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ build, cluster, images
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SYNCMESH_CACHE:-$HOME/.cache/syncmesh}/target}"
 say "building the replica, the operator and the demo service"
-(cd "$ROOT" && cargo build --quiet -p syncmesh-replica -p syncmesh-operator -p syncmesh-demo) || { fail "cargo build"; exit 1; }
-BIN=$CARGO_TARGET_DIR/debug
+demo_build || { fail "cargo build"; exit 1; }
 say "bringing up control plane and node '$NAME' (builds binaries on first use)"
 t0=$SECONDS
 ENV_OUT=$("$CLUSTER" --name "$NAME" up --node) || { fail "cluster.sh up --node"; exit 1; }
@@ -69,22 +65,11 @@ pass "cluster.sh up --node ($((SECONDS - t0))s)"
 KUBECTL=$SYNCMESH_K8S_BIN/kubectl
 HELM=$SYNCMESH_K8S_BIN/helm
 k() { "$KUBECTL" "$@"; }
-
-images() {
-  "$HERE/images.sh" --name "$NAME" binary "syncmesh/syncmesh-replica:$TAG" "$BIN/syncmesh-replica" &&
-    "$HERE/images.sh" --name "$NAME" binary "syncmesh/syncmesh-operator:$TAG" "$BIN/syncmesh-operator" &&
-    "$HERE/images.sh" --name "$NAME" binary "syncmesh/syncmesh-demo:$TAG" "$BIN/syncmesh-demo"
-}
-check "OCI images of the replica, the operator and the demo service are built and imported" images || exit 1
+check "OCI images of the replica, the operator and the demo service are built and imported" \
+  demo_images "$NAME" "$TAG" || exit 1
 
 # ------------------------------------------------------------------ 1. helm install
-k apply --server-side -f "$ROOT/crds/" >/dev/null && k wait --for=condition=Established crd/synceddatabases.syncmesh.io >/dev/null
-install() {
-  "$HELM" install syncmesh "$ROOT/charts/syncmesh" --namespace "$SYSTEM_NS" --create-namespace \
-    --set operator.image.tag=$TAG --set operator.image.pullPolicy=Never --set replica.image.tag=$TAG \
-    --set operator.logFormat=text --wait --timeout 180s
-}
-check "helm install: the operator runs as pods (2 replicas, ready)" install || exit 1
+check "helm install: the operator runs as pods (2 replicas, ready)" demo_install "$KUBECTL" "$HELM" "$TAG" || exit 1
 webhook_endpoints() {
   [[ $(k -n "$SYSTEM_NS" get endpointslices -l kubernetes.io/service-name=syncmesh-webhook \
     -o jsonpath='{range .items[*].endpoints[*]}{.conditions.ready}{"\n"}{end}' | grep -c true) -eq 2 ]]
@@ -92,52 +77,12 @@ webhook_endpoints() {
 check "the webhook Service has both operator pods as ready endpoints" eventually 60 webhook_endpoints
 
 # ------------------------------------------------------------------ 2. a database and two services
-k create namespace "$NS" >/dev/null
 t_apply=$SECONDS
-k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: syncmesh.io/v1alpha1
-kind: SyncedDatabase
-metadata: {name: orders}
-spec:
-  replica: {imagePullPolicy: Never, maxMemory: 128Mi}
-EOF
-for svc in svc-a svc-b; do
-  k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: $svc}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: $svc}}
-  template:
-    metadata:
-      labels: {app: $svc, syncmesh.io/database: orders}
-    spec:
-      terminationGracePeriodSeconds: 10
-      containers:
-      - name: app
-        image: syncmesh/syncmesh-demo:$TAG
-        imagePullPolicy: Never
-        ports: [{containerPort: 8080, name: http}]
-        readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
-        securityContext:
-          runAsNonRoot: true
-          runAsUser: 65532
-          allowPrivilegeEscalation: false
-          readOnlyRootFilesystem: true
-          capabilities: {drop: [ALL]}
-          seccompProfile: {type: RuntimeDefault}
-EOF
-done
-all_ready() {
-  local want=$1 n
-  n=$(k -n "$NS" get pods -l syncmesh.io/database=orders \
-    -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -cx True)
-  [[ $n -eq $want ]]
-}
+check "the SyncedDatabase and two labelled Deployments apply" demo_deploy "$KUBECTL" "$TAG"
+all_ready() { [[ $(demo_ready_pods "$KUBECTL") -eq $1 ]]; }
 check "four pods of two services run and are ready" eventually 180 all_ready 4
 PODS_READY_SECONDS=$((SECONDS - t_apply))
-pod_ips() { k -n "$NS" get pods -l "app=$1" -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{.status.podIP}{"\n"}{end}' | grep -E '^[0-9.]+$'; }
+pod_ips() { demo_pod_ips "$KUBECTL" "$1"; }
 mapfile -t A_IPS < <(pod_ips svc-a)
 mapfile -t B_IPS < <(pod_ips svc-b)
 ALL_IPS=("${A_IPS[@]}" "${B_IPS[@]}")
@@ -270,20 +215,6 @@ kept() { read_everywhere survivor kept 10 && read_everywhere visits $((4 * PER_P
 check "the data outlived the scale to zero (kept by the durable replica)" kept
 
 say "time from kubectl apply to 4 ready pods: ${PODS_READY_SECONDS}s; write visible on all pods: ${REPLICATION_MS} ms; deleted pod replaced and ready: ${REPLACE_SECONDS}s"
-
-if (( KEEP == 1 )); then
-  cat <<EOF
-
-SyncMesh is running on a local single-node cluster '$NAME' with the demo services.
-  eval "\$($CLUSTER --name $NAME env)"      # KUBECONFIG for this shell
-  kubectl -n $NS get sdb,pods -o wide
-  curl -X PUT --data hello http://${A_IPS[0]}:8080/kv/greeting      # write through svc-a
-  curl http://${B_IPS[0]}:8080/kv/greeting                          # read through svc-b
-  curl -X POST http://${B_IPS[1]}:8080/incr/visits                  # a counter shared by all pods
-  $CLUSTER --name $NAME down                # stop everything
-EOF
-  exit 0
-fi
 
 # ------------------------------------------------------------------ 5. nothing left behind
 k -n "$NS" delete deployment svc-a svc-b >/dev/null
