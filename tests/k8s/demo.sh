@@ -31,7 +31,7 @@ demo_build() {
 demo_images() {
   local name=$1 tag=$2 b
   for b in syncmesh-replica syncmesh-operator syncmesh-demo; do
-    "$DEMO_HERE/images.sh" --name "$name" binary "syncmesh/$b:$tag" "$DEMO_BIN/$b" || return 1
+    "$DEMO_HERE/images.sh" --name "$name" binary "syncmesh/$b:$tag" "$DEMO_BIN/$b" --strip || return 1
   done
 }
 
