@@ -61,6 +61,8 @@ pub struct Replica {
     record: bool,
     /// In a mesh but with no other member known yet: writes are stable at once, as alone.
     solo: bool,
+    /// A data directory logs every write: record updates even alone or solo.
+    persistent: bool,
 }
 
 impl Replica {
@@ -75,6 +77,7 @@ impl Replica {
             pending: None,
             record: false,
             solo: false,
+            persistent: false,
         }
     }
 
@@ -91,6 +94,16 @@ impl Replica {
 
     pub fn is_replicated(&self) -> bool {
         self.record
+    }
+
+    pub fn is_solo(&self) -> bool {
+        self.solo
+    }
+
+    /// Records every local write as part of an [`Update`] for the data directory's log, whether
+    /// or not a peer needs it.
+    pub fn set_persistent(&mut self, on: bool) {
+        self.persistent = on;
     }
 
     pub fn db(&self, db: usize) -> &Keyspace {
@@ -159,8 +172,9 @@ impl Replica {
         if self.standalone || self.solo {
             self.stable.observe(dot);
         }
-        // Alone in a mesh nobody needs the update: a member that turns up gets a snapshot.
-        if self.record && !self.solo {
+        // Alone in a mesh nobody needs the update: a member that turns up gets a snapshot. The
+        // data directory needs it all the same.
+        if (self.record && !self.solo) || self.persistent {
             let pending = self.pending.get_or_insert_with(|| Update {
                 origin: self.id,
                 deps: self.vv.clone(),

@@ -90,6 +90,15 @@ pub struct Mesh {
 impl Mesh {
     /// Builds the mesh from the flags; None when the replica runs alone (no TLS and no
     /// `--mesh-insecure`).
+    /// Whether the configuration asks for a mesh at all (TLS material or `--mesh-insecure`);
+    /// [`Mesh::from_config`] checks the details.
+    pub fn wanted(config: &Config) -> bool {
+        config.tls_ca.is_some()
+            || config.tls_cert.is_some()
+            || config.tls_key.is_some()
+            || config.mesh_insecure
+    }
+
     pub fn from_config(config: &Config, id: ReplicaId) -> std::io::Result<Option<Mesh>> {
         let tls = match (&config.tls_ca, &config.tls_cert, &config.tls_key) {
             (Some(ca), Some(cert), Some(key)) => Some(tls::MeshTls::load(ca, cert, key)?),
@@ -505,6 +514,9 @@ async fn stability_loop(server: Arc<Server>) {
                 }
                 frontier = frontier.meet(&m.stable_ack);
             }
+        }
+        if let Some(storage) = &mut store.storage {
+            storage.log_stable(&frontier);
         }
         store.replica.set_stable(frontier.clone());
         store.log.truncate_acked(&frontier);

@@ -68,6 +68,9 @@ pub struct Server {
     pub pubsub: Mutex<pubsub::Hub>,
     /// The mesh, when this replica has peers (or may get some).
     pub mesh: Option<crate::mesh::Mesh>,
+    /// The data directory's fsync policy and status (`--data-dir`); waiting on it needs no lock.
+    pub durability: Option<Arc<crate::storage::sync::Durability>>,
+    pub storage_status: Option<Arc<crate::storage::Status>>,
 }
 
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
@@ -86,15 +89,36 @@ impl Server {
     }
 
     pub fn with_mesh(config: Config) -> std::io::Result<Arc<Server>> {
-        let replica_id: ReplicaId = rand::random::<u64>() | 1;
-        // The clock reads the skewed time itself (`now_ms` adds the offset): no second skew here.
-        let mut replica = Replica::new(replica_id, Clock::new(0));
+        let mesh_wanted = crate::mesh::Mesh::wanted(&config);
+        let (mut replica, storage) = match &config.data_dir {
+            Some(dir) => {
+                let opts = crate::storage::recover::Options {
+                    policy: config.appendfsync,
+                    rewrite_min: config.aof_rewrite_min_size,
+                    standalone: !mesh_wanted,
+                };
+                let recovered = crate::storage::recover::open(dir, &opts).map_err(|e| {
+                    std::io::Error::other(format!("cannot open the data directory {}: {e}", dir.display()))
+                })?;
+                (recovered.replica, Some(recovered.storage))
+            }
+            // The clock reads the skewed time itself (`now_ms` adds the offset): no second skew.
+            None => (Replica::new(rand::random::<u64>() | 1, Clock::new(0)), None),
+        };
+        let replica_id: ReplicaId = replica.id;
         let mesh = crate::mesh::Mesh::from_config(&config, replica_id)?;
         if mesh.is_some() {
             replica.set_replicated(true);
         }
+        replica.set_persistent(storage.is_some());
+        let durability = storage.as_ref().map(|s| s.durability.clone());
+        let storage_status = storage.as_ref().map(|s| s.status.clone());
         let mut store = Store::new(replica);
         store.log = crate::mesh::log::ReplicationLog::new(config.log_cap as usize);
+        // What came from the data directory is not in the replication log: a peer that lacks
+        // any of it gets a snapshot.
+        store.log.truncated = store.replica.version_vector().clone();
+        store.storage = storage;
         let settings = Settings {
             maxmemory: config.maxmemory,
             maxclients: config.maxclients,
@@ -121,6 +145,8 @@ impl Server {
             listen_addrs: Mutex::new(Vec::new()),
             pubsub: Mutex::new(pubsub::Hub::new(PUBSUB_BUFFER_LIMIT)),
             mesh,
+            durability,
+            storage_status,
         }))
     }
 
@@ -143,7 +169,9 @@ impl Server {
     pub fn execute(&self, client: &mut Client, out: &mut Reply, args: &[Bytes]) {
         let mut store = self.store.lock();
         let now = self.now_ms();
+        let before = store.storage.as_ref().map(|s| s.appended());
         self.execute_locked(&mut store, client, out, args, now);
+        self.after_batch(&mut store, client, before);
     }
 
     /// Runs a batch of pipelined commands under one acquisition of the store lock (they would
@@ -153,13 +181,67 @@ impl Server {
         let mut store = self.store.lock();
         // One clock reading per batch: the commands of a pipeline run at the same instant.
         let now = self.now_ms();
+        let before = store.storage.as_ref().map(|s| s.appended());
+        let mut ran = batch.len();
         for (i, args) in batch.iter().enumerate() {
             self.execute_locked(&mut store, client, out, args, now);
             if client.close || client.blocked.is_some() || client.wait_for.is_some() {
-                return i + 1;
+                ran = i + 1;
+                break;
             }
         }
-        batch.len()
+        self.after_batch(&mut store, client, before);
+        ran
+    }
+
+    /// Hands the batch's log records to the operating system before the replies can go out,
+    /// and remembers which record the replies must wait for under `appendfsync always` (group
+    /// commit: one fsync covers the whole batch, and every other client's batch written
+    /// meanwhile).
+    fn after_batch(&self, store: &mut Store, client: &mut Client, before: Option<u64>) {
+        if let (Some(before), Some(seq)) = (before, store.flush_storage()) {
+            if seq > before {
+                client.durable_seq = seq;
+            }
+        }
+    }
+
+    /// Waits until the data directory holds record `seq` as `--appendfsync` promises before an
+    /// acknowledgement (immediately without a data directory or under everysec/no).
+    pub async fn wait_durable(&self, seq: u64) {
+        if let Some(d) = &self.durability {
+            d.wait(seq).await;
+        }
+    }
+
+    /// Makes everything applied so far as durable as an acknowledgement needs (for replies
+    /// that another connection's command produced, such as a served BLPOP).
+    pub async fn durable_barrier(&self) {
+        let seq = self.store.lock().flush_storage();
+        if let Some(seq) = seq {
+            self.wait_durable(seq).await;
+        }
+    }
+
+    /// Starts compacting the data directory's log into a snapshot: the state is copied under
+    /// the store lock (as for a peer's snapshot), written on a blocking thread. False if there
+    /// is no data directory or a rewrite is already running.
+    pub fn start_rewrite(&self) -> Result<bool, String> {
+        let job = {
+            let mut store = self.store.lock();
+            let store = &mut *store;
+            match store.storage.as_mut() {
+                None => return Err("no --data-dir: this replica keeps its data in memory only".into()),
+                Some(storage) => storage.begin_rewrite(&store.replica).map_err(|e| e.to_string())?,
+            }
+        };
+        match job {
+            Some(job) => {
+                tokio::task::spawn_blocking(move || job.run());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Publishes to this replica's subscribers and to every other replica's; returns how many
@@ -183,6 +265,7 @@ impl Server {
             self.serve_blocked(&mut store, now);
         }
         store.log_local_writes();
+        store.flush_storage();
         let seq = store.log.end_seq();
         drop(store);
         if let Some(mesh) = &self.mesh {
@@ -191,8 +274,9 @@ impl Server {
         self.check_initial_sync();
     }
 
-    /// Joins a peer's snapshot into this replica.
-    pub fn install_snapshot(&self, snapshot: crate::crdt::replica::Snapshot) {
+    /// Joins a peer's snapshot into this replica; `encoded` is the snapshot as it arrived, which
+    /// the data directory logs as it is.
+    pub fn install_snapshot(&self, snapshot: crate::crdt::replica::Snapshot, encoded: &[u8]) {
         let started = Instant::now();
         let keys: usize = snapshot.dbs.iter().map(|(_, e)| e.len()).sum();
         let mut store = self.store.lock();
@@ -204,6 +288,11 @@ impl Server {
             self.check_initial_sync();
             return;
         }
+        // Local writes not yet logged go first: the log must keep the order of application.
+        store.log_local_writes();
+        if let Some(storage) = &mut store.storage {
+            storage.append_installed(encoded);
+        }
         store.replica.install(snapshot);
         // What came by snapshot cannot be served from this replica's log.
         store.log.truncated.merge(&vv);
@@ -213,6 +302,7 @@ impl Server {
             self.serve_blocked(&mut store, now);
         }
         let written = store.log_local_writes();
+        store.flush_storage();
         let seq = store.log.end_seq();
         drop(store);
         if let (true, Some(mesh)) = (written, &self.mesh) {
@@ -360,11 +450,14 @@ impl Server {
         }
         if let Some(mesh) = &self.mesh {
             if !mesh.has_seeds && !mesh.members_known.load(Ordering::Acquire) {
-                // Nobody to stream to (writes were not even recorded): a member that turns up
-                // later gets a snapshot, since the log does not reach back to these writes.
+                // Nobody to stream to (writes were recorded for the disk at most): a member that
+                // turns up later gets a snapshot, since the log does not reach back to them.
                 let mine = store.replica.version_vector().clone();
                 store.log.truncated.merge(&mine);
-            } else if client.multi.is_none() && store.log_local_writes() {
+            }
+        }
+        if client.multi.is_none() && store.log_local_writes() {
+            if let Some(mesh) = &self.mesh {
                 mesh.log_seq.send_replace(store.log.end_seq());
             }
         }
@@ -466,6 +559,29 @@ pub async fn background(server: Arc<Server>) {
     }
 }
 
+/// Every second: hand buffered log records to the OS (records nobody waited for, such as the
+/// stability frontier) and start a rewrite when the log has outgrown its snapshot.
+async fn storage_loop(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut shutdown = server.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let wants = {
+            let mut store = server.store.lock();
+            store.flush_storage();
+            store.storage.as_ref().is_some_and(|s| s.wants_rewrite())
+        };
+        if wants {
+            if let Err(e) = server.start_rewrite() {
+                warn!(error = %e, "could not start compacting the append-only log");
+            }
+        }
+    }
+}
+
 fn active_expire(server: &Server) {
     use rand::Rng;
     let deadline = Instant::now() + Duration::from_millis(2);
@@ -502,6 +618,7 @@ fn active_expire(server: &Server) {
                     mesh.log_seq.send_replace(store.log.end_seq());
                 }
             }
+            store.flush_storage();
             drop(store);
             if expired.len() * 4 <= samples || Instant::now() > deadline {
                 break;
@@ -549,8 +666,8 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     tokio::spawn(crate::admin::serve(server.clone(), admin));
     tokio::spawn(background(server.clone()));
-    if config.data_dir.is_some() {
-        warn!("--data-dir is not implemented yet: this replica keeps its data in memory only");
+    if server.durability.is_some() {
+        tokio::spawn(storage_loop(server.clone()));
     }
     crate::mesh::start(server.clone(), &config).await?;
     match &server.mesh {
@@ -583,6 +700,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         c.kill();
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Some(storage) = server.store.lock().storage.as_mut() {
+        storage.close();
+    }
     Ok(())
 }
 
