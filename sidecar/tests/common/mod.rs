@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -33,6 +34,10 @@ pub struct ReplicaProcess {
     pub admin_port: u16,
     pub mesh_port: u16,
     child: Mutex<Child>,
+    /// The arguments it was started with, for a restart.
+    args: Vec<String>,
+    /// Where its output (its log) goes (None: discarded).
+    log: Option<PathBuf>,
 }
 
 impl ReplicaProcess {
@@ -49,20 +54,41 @@ impl ReplicaProcess {
 
     /// Starts without waiting for readiness.
     pub fn spawn_on(ports: (u16, u16, u16), extra: &[&str]) -> ReplicaProcess {
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        Self::spawn_with(ports, args, None)
+    }
+
+    /// Starts on given (client, admin, mesh) ports with its output (the replica's log) appended
+    /// to `log`; waits until ready.
+    pub fn start_logged_on(ports: (u16, u16, u16), extra: &[&str], log: &Path) -> ReplicaProcess {
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let r = Self::spawn_with(ports, args, Some(log.to_path_buf()));
+        r.wait_ready(Duration::from_secs(20));
+        r
+    }
+
+    fn spawn_with(ports: (u16, u16, u16), args: Vec<String>, log: Option<PathBuf>) -> ReplicaProcess {
         let (port, admin_port, mesh_port) = ports;
         // Plaintext mesh unless the test brings certificates.
-        let insecure: &[&str] = if extra.contains(&"--tls-ca") { &[] } else { &["--mesh-insecure"] };
+        let insecure: &[&str] = if args.iter().any(|a| a == "--tls-ca") { &[] } else { &["--mesh-insecure"] };
+        // The replica logs to stdout; panics and start-up errors go to stderr.
+        let output = || match &log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new().create(true).append(true).open(path).expect("replica log file"),
+            ),
+            None => Stdio::null(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_syncmesh-replica"))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--admin-port", &admin_port.to_string(), "--admin-bind", "127.0.0.1"])
             .args(["--mesh-port", &mesh_port.to_string(), "--mesh-bind", "127.0.0.1"])
             .args(insecure)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .args(&args)
+            .stdout(output())
+            .stderr(output())
             .spawn()
             .expect("start syncmesh-replica");
-        let r = ReplicaProcess { port, admin_port, mesh_port, child: Mutex::new(child) };
+        let r = ReplicaProcess { port, admin_port, mesh_port, child: Mutex::new(child), args, log };
         // The admin port answers once the process is up (readiness may come later).
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", r.admin_port)).is_err() && Instant::now() < deadline {
@@ -72,16 +98,27 @@ impl ReplicaProcess {
         r
     }
 
+    /// Kills the process with SIGKILL (`kill -9`: no shutdown code runs) and starts it again
+    /// on the same ports with the same arguments (so the same `--data-dir`); waits until ready.
+    pub fn kill9_and_restart(&mut self) {
+        self.kill();
+        let ports = (self.port, self.admin_port, self.mesh_port);
+        let restarted = Self::spawn_with(ports, self.args.clone(), self.log.clone());
+        *self = restarted;
+        self.wait_ready(Duration::from_secs(30));
+    }
+
     /// Panics with the exit status if the process has exited (for example because a port was
     /// taken), instead of letting the test talk to whatever else listens there.
     pub fn assert_running(&self) {
-        if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+        let exited = self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait();
+        if let Ok(Some(status)) = exited {
             panic!("replica on port {} exited: {status}", self.port);
         }
     }
 
     pub fn kill(&mut self) {
-        let child = self.child.get_mut().unwrap();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
         let _ = child.kill();
         let _ = child.wait();
     }
