@@ -532,7 +532,6 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("requirepass", st.requirepass.clone().unwrap_or_default()),
         ("timeout", st.timeout.to_string()),
         ("appendonly", if cfg.data_dir.is_some() { "yes" } else { "no" }.to_string()),
-        ("dir", cfg.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default()),
         ("appendfsync", st.appendfsync.clone()),
         ("save", String::new()),
         ("databases", DATABASES.to_string()),

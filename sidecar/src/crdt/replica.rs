@@ -63,6 +63,8 @@ pub struct Replica {
     solo: bool,
     /// A data directory logs every write: record updates even alone or solo.
     persistent: bool,
+    /// The timestamp of the first local write of this process (see `Server::lost_own_writes`).
+    first_write: Option<Timestamp>,
 }
 
 impl Replica {
@@ -78,6 +80,7 @@ impl Replica {
             record: false,
             solo: false,
             persistent: false,
+            first_write: None,
         }
     }
 
@@ -94,6 +97,11 @@ impl Replica {
 
     pub fn is_replicated(&self) -> bool {
         self.record
+    }
+
+    /// The timestamp of the first write made by this replica object (None before any).
+    pub fn first_write(&self) -> Option<Timestamp> {
+        self.first_write
     }
 
     pub fn is_solo(&self) -> bool {
@@ -157,6 +165,7 @@ impl Replica {
     /// Applies a local write and returns its dot.
     pub fn write(&mut self, mut op: Op, wall_ms: u64) -> Dot {
         let ts = self.clock.tick(wall_ms);
+        self.first_write.get_or_insert(ts);
         let dot = Dot::new(self.id, ts);
         // Positions of new list elements are chosen before the write has its dot: their
         // placeholder `Dot::default()` means "this write".

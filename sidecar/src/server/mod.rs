@@ -16,7 +16,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::commands::{flags, registry, Blocking, CmdError, Ctx};
 use crate::config::Config;
@@ -71,6 +71,8 @@ pub struct Server {
     /// The data directory's fsync policy and status (`--data-dir`); waiting on it needs no lock.
     pub durability: Option<Arc<crate::storage::sync::Durability>>,
     pub storage_status: Option<Arc<crate::storage::Status>>,
+    /// This replica's own newest write that the data directory gave back (None: new member).
+    pub recovered_own: Option<crate::crdt::Timestamp>,
 }
 
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
@@ -90,6 +92,7 @@ impl Server {
 
     pub fn with_mesh(config: Config) -> std::io::Result<Arc<Server>> {
         let mesh_wanted = crate::mesh::Mesh::wanted(&config);
+        let mut recovered_own = None;
         let (mut replica, storage) = match &config.data_dir {
             Some(dir) => {
                 let opts = crate::storage::recover::Options {
@@ -100,6 +103,8 @@ impl Server {
                 let recovered = crate::storage::recover::open(dir, &opts).map_err(|e| {
                     std::io::Error::other(format!("cannot open the data directory {}: {e}", dir.display()))
                 })?;
+                recovered_own =
+                    recovered.resumed.then(|| recovered.replica.version_vector().get(recovered.replica.id));
                 (recovered.replica, Some(recovered.storage))
             }
             // The clock reads the skewed time itself (`now_ms` adds the offset): no second skew.
@@ -147,6 +152,7 @@ impl Server {
             mesh,
             durability,
             storage_status,
+            recovered_own,
         }))
     }
 
@@ -310,6 +316,39 @@ impl Server {
         }
         info!(keys, ms = started.elapsed().as_millis() as u64, "installed a snapshot from a peer");
         self.check_initial_sync();
+    }
+
+    /// Checks, at a handshake, what a peer holds of this replica's own writes (`theirs`, its
+    /// version vector's entry for our id) against what the data directory gave back.
+    ///
+    /// Writes stamped after what was recovered (`recovered_own`) and before this process's first
+    /// write were made by the previous life and lost with the end of the log: a host crash under
+    /// `appendfsync everysec` or `no`, or a disk that lied about an fsync. Writing on under this
+    /// id would start a second history for it that no peer can apply, so the replica empties its
+    /// data directory and exits: restarted, it is a new member and bootstraps from its peers,
+    /// which gives it back everything they have, its own lost writes included. (A lost write
+    /// stamped after this process's first write, possible only if the clock stepped back, goes
+    /// unnoticed: see docs/durability.md.)
+    pub fn check_own_history(&self, peer: ReplicaId, theirs: crate::crdt::Timestamp) {
+        let Some(recovered) = self.recovered_own else { return };
+        let mut store = self.store.lock();
+        let first_new = store.replica.first_write().unwrap_or(crate::crdt::Timestamp(u64::MAX));
+        if theirs <= recovered || theirs >= first_new {
+            return;
+        }
+        error!(
+            peer = format!("{peer:016x}"),
+            peer_has_ms = theirs.millis(),
+            recovered_ms = recovered.millis(),
+            "a peer holds writes of this replica that its data directory lost: discarding the data directory and exiting, to restart as a new member"
+        );
+        if let Some(mut storage) = store.storage.take() {
+            storage.close();
+            if let Err(e) = crate::storage::recover::discard(storage.dir()) {
+                error!(error = %e, "could not empty the data directory");
+            }
+        }
+        std::process::exit(1);
     }
 
     /// Ready once the replica holds everything its first peer had when they met.

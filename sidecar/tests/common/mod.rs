@@ -89,10 +89,13 @@ impl ReplicaProcess {
             .spawn()
             .expect("start syncmesh-replica");
         let r = ReplicaProcess { port, admin_port, mesh_port, child: Mutex::new(child), args, log };
-        // The admin port answers once the process is up (readiness may come later).
+        // The admin port answers once the process is up (readiness may come later). A process
+        // that exits meanwhile is left for the caller to notice (wait_ready, wait_exit).
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", r.admin_port)).is_err() && Instant::now() < deadline {
-            r.assert_running();
+            if r.has_exited() {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         r
@@ -101,11 +104,32 @@ impl ReplicaProcess {
     /// Kills the process with SIGKILL (`kill -9`: no shutdown code runs) and starts it again
     /// on the same ports with the same arguments (so the same `--data-dir`); waits until ready.
     pub fn kill9_and_restart(&mut self) {
+        self.kill9_and_respawn();
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// As [`Self::kill9_and_restart`], without waiting for readiness.
+    pub fn kill9_and_respawn(&mut self) {
         self.kill();
         let ports = (self.port, self.admin_port, self.mesh_port);
         let restarted = Self::spawn_with(ports, self.args.clone(), self.log.clone());
         *self = restarted;
-        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// Waits for the process to exit by itself; its exit status, or None at the timeout.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn has_exited(&self) -> bool {
+        matches!(self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(), Ok(Some(_)))
     }
 
     /// Panics with the exit status if the process has exited (for example because a port was
