@@ -301,7 +301,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let connected = peers.iter().filter(|p| p.state == "connected").count();
         let _ = write!(
             s,
-            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nversion_vector:{}\r\n",
+            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nmesh_pubsub_dropped:{}\r\nversion_vector:{}\r\n",
             server.replica_id,
             server.config.database,
             server.mesh.is_some() as u8,
@@ -311,6 +311,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             tombstones(ctx),
             ctx.store.log.len(),
             ctx.store.log.bytes(),
+            server.mesh.as_ref().map(|m| m.control_dropped.load(Ordering::Relaxed)).unwrap_or(0),
             vv.join(","),
         );
         for (i, p) in peers.iter().enumerate() {

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::wire::{self, Decoder, Encoder, Hello, Message};
@@ -138,7 +137,7 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
     if dialed.is_none() && mesh.peer_exchange {
         mesh.learn_addrs([peer_addr.to_string()]);
     }
-    let (tx, control) = mpsc::unbounded_channel();
+    let (tx, control) = super::control_queue();
     let conn_id = mesh.next_conn.fetch_add(1, Ordering::Relaxed);
     let dialer = if dialed.is_some() { mesh.id } else { peer_id };
     let handle =
@@ -235,7 +234,7 @@ async fn write_loop(
     mut wr: WriteHalf<Box<dyn Io>>,
     peer: ReplicaId,
     peer_vv: VersionVector,
-    mut control: mpsc::UnboundedReceiver<Message>,
+    mut control: super::ControlRx,
     ack_now: Arc<tokio::sync::Notify>,
 ) {
     if let Err(e) = stream_to_peer(&server, &mut wr, peer, peer_vv, &mut control, &ack_now).await {
@@ -278,7 +277,7 @@ async fn stream_to_peer(
     wr: &mut WriteHalf<Box<dyn Io>>,
     peer: ReplicaId,
     mut sent: VersionVector,
-    control: &mut mpsc::UnboundedReceiver<Message>,
+    control: &mut super::ControlRx,
     ack_now: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
     let mesh = server.mesh.as_ref().expect("mesh");

@@ -128,6 +128,15 @@ impl ReplicaProcess {
         None
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`) to the process: a stopped replica keeps its
+    /// sockets open but reads nothing, as a peer that hangs.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.lock().unwrap_or_else(|e| e.into_inner()).id();
+        let ok =
+            Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap().success();
+        assert!(ok, "kill -{name} {pid}");
+    }
+
     fn has_exited(&self) -> bool {
         matches!(self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(), Ok(Some(_)))
     }
