@@ -68,13 +68,7 @@ fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 /// Starts a rewrite of the data directory (snapshot + new log segment). The state is copied
 /// here, under the store lock; the snapshot is written on a blocking thread.
 fn begin_rewrite(ctx: &mut Ctx) -> Result<Option<crate::storage::RewriteJob>, CmdError> {
-    let store = &mut *ctx.store;
-    let Some(storage) = store.storage.as_mut() else {
-        return Err(CmdError::msg("no --data-dir: this replica keeps its data in memory only"));
-    };
-    storage
-        .begin_rewrite(&store.replica)
-        .map_err(|e| CmdError::msg(format!("cannot start a log segment: {e}")))
+    ctx.store.begin_rewrite().map_err(CmdError::msg)
 }
 
 fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {

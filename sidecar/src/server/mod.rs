@@ -230,17 +230,10 @@ impl Server {
     }
 
     /// Starts compacting the data directory's log into a snapshot: the state is copied under
-    /// the store lock (as for a peer's snapshot), written on a blocking thread. False if there
-    /// is no data directory or a rewrite is already running.
+    /// the store lock (as for a peer's snapshot), written on a blocking thread. False if a
+    /// rewrite is already running; an error without a data directory.
     pub fn start_rewrite(&self) -> Result<bool, String> {
-        let job = {
-            let mut store = self.store.lock();
-            let store = &mut *store;
-            match store.storage.as_mut() {
-                None => return Err("no --data-dir: this replica keeps its data in memory only".into()),
-                Some(storage) => storage.begin_rewrite(&store.replica).map_err(|e| e.to_string())?,
-            }
-        };
+        let job = self.store.lock().begin_rewrite()?;
         match job {
             Some(job) => {
                 tokio::task::spawn_blocking(move || job.run());

@@ -112,6 +112,16 @@ impl Store {
         self.storage.as_mut().map(|s| s.flush())
     }
 
+    /// Starts compacting the data directory's log: copies the state and starts a new segment
+    /// (under the store lock, which the caller holds); the returned job writes the snapshot.
+    /// None if a compaction is already running.
+    pub fn begin_rewrite(&mut self) -> Result<Option<crate::storage::RewriteJob>, String> {
+        let Some(storage) = self.storage.as_mut() else {
+            return Err("no --data-dir: this replica keeps its data in memory only".into());
+        };
+        storage.begin_rewrite(&self.replica).map_err(|e| format!("cannot start a log segment: {e}"))
+    }
+
     /// Applies an update from a peer (and any buffered ones it unblocks); watchers and blocked
     /// clients of the keys touched are told, and applied updates join the replication log.
     pub fn deliver(&mut self, update: Update) -> Delivery {
