@@ -12,12 +12,12 @@ fuzz_target!(|data: &[u8]| {
     assert!(scanned.good_len <= body.len());
     let mut reader = record::Reader::new(data);
     for payload in reader.by_ref() {
-        let _ = log::decode_entry(payload);
+        let _ = log::decode_record(payload);
     }
     assert!(reader.end().is_some());
     let _ = snapshot::decode(data);
     // Past the checksums: the entry decoder on its own, and the input as one well-framed record.
-    let _ = log::decode_entry(data);
+    let _ = log::decode_record(data);
     let mut framed = Vec::new();
     record::encode(data, &mut framed);
     let scanned = log::scan(&framed);

@@ -97,12 +97,28 @@ pub fn encode_update(u: &Update, out: &mut Vec<u8>) {
     record::encode(&payload, out);
 }
 
-/// Appends an installed snapshot (already in the mesh's snapshot encoding) as a framed record.
-pub fn encode_installed(snapshot_bytes: &[u8], out: &mut Vec<u8>) {
-    let mut payload = Vec::with_capacity(snapshot_bytes.len() + 1);
-    payload.push(KIND_INSTALLED);
-    payload.extend_from_slice(snapshot_bytes);
-    record::encode(&payload, out);
+/// Installed snapshots are logged in parts of this size, so that no record grows with the
+/// dataset (a record's length field and [`record::MAX_RECORD`] bound it).
+pub const INSTALL_CHUNK: usize = 8 * 1024 * 1024;
+
+/// Appends an installed snapshot (already in the mesh's snapshot encoding) as framed records of
+/// [`INSTALL_CHUNK`] bytes, the last one flagged; returns how many records it took.
+pub fn encode_installed(snapshot_bytes: &[u8], out: &mut Vec<u8>) -> u64 {
+    encode_installed_in(snapshot_bytes, INSTALL_CHUNK, out)
+}
+
+fn encode_installed_in(snapshot_bytes: &[u8], chunk: usize, out: &mut Vec<u8>) -> u64 {
+    let chunks: Vec<&[u8]> =
+        if snapshot_bytes.is_empty() { vec![&[]] } else { snapshot_bytes.chunks(chunk).collect() };
+    let n = chunks.len();
+    for (i, part) in chunks.into_iter().enumerate() {
+        let mut payload = Vec::with_capacity(part.len() + 2);
+        payload.push(KIND_INSTALLED);
+        payload.push((i + 1 == n) as u8);
+        payload.extend_from_slice(part);
+        record::encode(&payload, out);
+    }
+    n as u64
 }
 
 /// Appends the causal-stability frontier as a framed record.
@@ -112,19 +128,28 @@ pub fn encode_stable(vv: &VersionVector, out: &mut Vec<u8>) {
     record::encode(&payload, out);
 }
 
-pub fn decode_entry(payload: &[u8]) -> Result<LogEntry, StorageError> {
+/// What one record holds: a whole entry, or a part of an installed snapshot.
+#[derive(Debug)]
+pub enum Decoded<'a> {
+    Entry(LogEntry),
+    InstalledPart { last: bool, bytes: &'a [u8] },
+}
+
+pub fn decode_record(payload: &[u8]) -> Result<Decoded<'_>, StorageError> {
     let undecodable =
         |e: &dyn std::fmt::Display| StorageError::Corrupt(format!("undecodable log entry: {e}"));
     match payload.split_first() {
-        Some((&KIND_UPDATE, body)) => {
-            options().deserialize(body).map(LogEntry::Update).map_err(|e| undecodable(&e))
+        Some((&KIND_UPDATE, body)) => options()
+            .deserialize(body)
+            .map(|u| Decoded::Entry(LogEntry::Update(u)))
+            .map_err(|e| undecodable(&e)),
+        Some((&KIND_INSTALLED, [flag @ (0 | 1), bytes @ ..])) => {
+            Ok(Decoded::InstalledPart { last: *flag == 1, bytes })
         }
-        Some((&KIND_INSTALLED, body)) => {
-            crate::mesh::wire::decode_snapshot(body).map(LogEntry::Installed).map_err(|e| undecodable(&e))
-        }
-        Some((&KIND_STABLE, body)) => {
-            options().deserialize(body).map(LogEntry::Stable).map_err(|e| undecodable(&e))
-        }
+        Some((&KIND_STABLE, body)) => options()
+            .deserialize(body)
+            .map(|v| Decoded::Entry(LogEntry::Stable(v)))
+            .map_err(|e| undecodable(&e)),
         Some((kind, _)) => Err(StorageError::Corrupt(format!("unknown log entry kind {kind}"))),
         None => Err(StorageError::Corrupt("empty log entry".into())),
     }
@@ -133,37 +158,68 @@ pub fn decode_entry(payload: &[u8]) -> Result<LogEntry, StorageError> {
 /// The readable part of one segment's records (the bytes after its header).
 pub struct Scanned {
     pub entries: Vec<LogEntry>,
-    /// Bytes of records (after the header) that are good and decodable.
+    /// Bytes of records (after the header) that hold whole, decodable entries.
     pub good_len: usize,
     /// Why the good part ends.
     pub end: End,
 }
 
-/// Reads every good record of a segment body. A record whose checksum holds but whose payload
-/// does not decode counts as damage at its offset, like a checksum failure.
+/// Reads every whole entry of a segment body. A record whose checksum holds but whose payload
+/// does not decode counts as damage at its offset, like a checksum failure. An installed
+/// snapshot whose last part is missing at the end of the body is a torn tail starting at its
+/// first part (its parts are always written together, by one append).
 pub fn scan(body: &[u8]) -> Scanned {
     let mut reader = Reader::new(body);
     let mut entries = Vec::new();
+    // Start offset and bytes of an installed snapshot whose parts are being collected.
+    let mut install: Option<(usize, Vec<u8>)> = None;
     let mut at = 0;
+    // Damage at `from`: in the middle if a good frame follows the current record.
+    let damaged = |entries: Vec<LogEntry>, from: usize, reader: &Reader| {
+        let rest = &body[reader.position()..];
+        let end = if Reader::new(rest).next().is_some() {
+            End::BadMiddle { at: from }
+        } else {
+            End::BadTail { at: from }
+        };
+        Scanned { entries, good_len: from, end }
+    };
     while let Some(payload) = reader.next() {
-        match decode_entry(payload) {
-            Ok(e) => entries.push(e),
-            Err(_) => {
-                // A good frame after this one would make it middle damage; the frame itself
-                // is complete, so it is at least a bad tail.
-                let rest = &body[reader.position()..];
-                let end = if Reader::new(rest).next().is_some() {
-                    End::BadMiddle { at }
-                } else {
-                    End::BadTail { at }
-                };
-                return Scanned { entries, good_len: at, end };
+        match (decode_record(payload), &mut install) {
+            (Ok(Decoded::Entry(e)), None) => entries.push(e),
+            (Ok(Decoded::InstalledPart { last, bytes }), _) => {
+                let (start, buf) = install.get_or_insert_with(|| (at, Vec::new()));
+                let start = *start;
+                buf.extend_from_slice(bytes);
+                if last {
+                    let (_, buf) = install.take().expect("collecting");
+                    match crate::mesh::wire::decode_snapshot(&buf) {
+                        Ok(snapshot) => entries.push(LogEntry::Installed(snapshot)),
+                        Err(_) => return damaged(entries, start, &reader),
+                    }
+                }
+            }
+            (Ok(Decoded::Entry(_)), Some((start, _))) => {
+                let start = *start;
+                return damaged(entries, start, &reader);
+            }
+            (Err(_), _) => {
+                let from = install.as_ref().map(|(start, _)| *start).unwrap_or(at);
+                return damaged(entries, from, &reader);
             }
         }
         at = reader.position();
     }
     let end = reader.end().expect("reader finished");
-    Scanned { entries, good_len: end.good_len(body.len()), end }
+    match (install, end) {
+        (Some((start, _)), End::Clean | End::Torn { .. } | End::BadTail { .. }) => {
+            Scanned { entries, good_len: start, end: End::Torn { at: start } }
+        }
+        (Some((start, _)), End::BadMiddle { .. }) => {
+            Scanned { entries, good_len: start, end: End::BadMiddle { at: start } }
+        }
+        (None, end) => Scanned { entries, good_len: end.good_len(body.len()), end },
+    }
 }
 
 #[cfg(test)]
@@ -232,5 +288,45 @@ mod tests {
         assert_eq!(s.end, End::BadTail { at: good });
         encode_update(&update(2), &mut body);
         assert_eq!(scan(&body).end, End::BadMiddle { at: good });
+    }
+
+    fn snapshot_bytes() -> Vec<u8> {
+        let mut r = crate::crdt::Replica::new(3, crate::crdt::Clock::new(0));
+        for i in 0..50u64 {
+            let key = Blob::from_slice(format!("key{i}").as_bytes());
+            let effect = Effect::Assign { value: Blob::from_slice(b"value"), ttl: crate::crdt::Ttl::Clear };
+            r.write(Op { db: 0, key, effect }, 1_000 + i);
+        }
+        crate::mesh::wire::encode_snapshot(&r.snapshot())
+    }
+
+    #[test]
+    fn an_installed_snapshot_in_parts_round_trips() {
+        let snap = snapshot_bytes();
+        let mut body = Vec::new();
+        encode_update(&update(1), &mut body);
+        let parts = encode_installed_in(&snap, 7, &mut body);
+        assert!(parts > 2);
+        encode_update(&update(2), &mut body);
+        let s = scan(&body);
+        assert_eq!(s.end, End::Clean);
+        assert!(matches!(
+            &s.entries[..],
+            [LogEntry::Update(_), LogEntry::Installed(i), LogEntry::Update(_)] if i.origin == 3
+        ));
+    }
+
+    #[test]
+    fn an_installed_snapshot_missing_its_last_part_is_a_torn_tail() {
+        let snap = snapshot_bytes();
+        let mut body = Vec::new();
+        encode_update(&update(1), &mut body);
+        let start = body.len();
+        encode_installed_in(&snap, 7, &mut body);
+        for cut in start + 1..body.len() {
+            let s = scan(&body[..cut]);
+            assert_eq!(s.entries.len(), 1, "cut at {cut}");
+            assert_eq!((s.good_len, s.end), (start, End::Torn { at: start }), "cut at {cut}");
+        }
     }
 }

@@ -156,8 +156,7 @@ impl Storage {
 
     /// A snapshot from a peer was installed; `bytes` is its mesh encoding as received.
     pub fn append_installed(&mut self, bytes: &[u8]) {
-        log::encode_installed(bytes, &mut self.buf);
-        self.appended += 1;
+        self.appended += log::encode_installed(bytes, &mut self.buf);
     }
 
     fn append_stable(&mut self, vv: &VersionVector) {

@@ -5,12 +5,14 @@
 //!    updates with `Replica::deliver`, installed peer snapshots with `Replica::install`.
 //! 3. A torn or damaged **last record of the last segment** is what a crash in the middle of a
 //!    write leaves: it is dropped with a warning and the file cut back to the last good record.
-//! 4. Anything else that does not read back (a damaged snapshot, a gap between segments, a
-//!    damaged record with good records after it, another replica's files) means the history on
-//!    disk is incomplete. Continuing under the same id could then reissue timestamps that peers
-//!    already hold, so the directory is emptied and the replica starts as a new member that
+//! 4. Damage anywhere else in the log (a missing segment, a damaged header, a damaged record
+//!    followed by good ones) ends the readable history there: what comes before it is
+//!    recovered, the rest is deleted, with an error in the log. If peers hold writes of this
+//!    replica from the dropped part, the handshake notices (`Server::check_own_history`).
+//! 5. A snapshot that does not read back, or files of another replica, leave no history to
+//!    build on: the directory is emptied and the replica starts as a new member that
 //!    bootstraps from its peers, with an error in the log.
-//! 5. Write to a new segment from now on.
+//! 6. Write to a new segment from now on.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -117,27 +119,14 @@ fn segments(dir: &Path) -> std::io::Result<BTreeMap<u64, PathBuf>> {
 
 fn load(dir: &Path, standalone: bool) -> Result<Option<Loaded>, StorageError> {
     let base = snapshot::read(dir)?;
-    let mut segs = segments(dir)?;
+    let segs = segments(dir)?;
     if base.is_none() && segs.is_empty() {
         return Ok(None);
     }
-    let first = base.as_ref().map(|b| b.next_segment).unwrap_or(0);
+    let first = base.as_ref().map(|b| b.next_segment).unwrap_or(1);
     // Segments a finished rewrite had not deleted yet.
-    for (_, path) in segs.iter().filter(|(n, _)| **n < first) {
+    for (_, path) in segs.range(..first) {
         std::fs::remove_file(path)?;
-    }
-    segs.retain(|n, _| *n >= first);
-    let numbers: Vec<u64> = segs.keys().copied().collect();
-    if let (Some(b), Some(&lowest)) = (&base, numbers.first()) {
-        if lowest != b.next_segment {
-            return Err(StorageError::Corrupt(format!(
-                "log segment {} is missing (the snapshot continues there)",
-                b.next_segment
-            )));
-        }
-    }
-    if numbers.windows(2).any(|w| w[1] != w[0] + 1) {
-        return Err(StorageError::Corrupt("a log segment between two others is missing".into()));
     }
     let mut id = base.as_ref().map(|b| b.replica);
     let mut base_size = 0;
@@ -148,10 +137,23 @@ fn load(dir: &Path, standalone: bool) -> Result<Option<Loaded>, StorageError> {
         replay.replica.install(b.snapshot);
     }
     let mut log_size = 0;
-    let last = numbers.last().copied();
     let mut last_kept = first.saturating_sub(1);
-    for (number, path) in &segs {
-        let is_last = Some(*number) == last;
+    let mut expected = first;
+    // Once the history has a hole, nothing after it can be replayed: it is dropped.
+    let mut damage: Option<String> = None;
+    let later: Vec<(u64, PathBuf)> = segs.range(first..).map(|(n, p)| (*n, p.clone())).collect();
+    for (i, (number, path)) in later.iter().enumerate() {
+        let is_last = i + 1 == later.len();
+        if damage.is_some() {
+            std::fs::remove_file(path)?;
+            continue;
+        }
+        if *number != expected {
+            damage = Some(format!("log segment {expected} is missing"));
+            std::fs::remove_file(path)?;
+            continue;
+        }
+        expected += 1;
         let bytes = std::fs::read(path)?;
         if bytes.len() < log::HEADER_LEN && is_last {
             // Created but its header never reached the disk: nothing was logged in it.
@@ -159,50 +161,54 @@ fn load(dir: &Path, standalone: bool) -> Result<Option<Loaded>, StorageError> {
             std::fs::remove_file(path)?;
             continue;
         }
-        last_kept = *number;
-        let (owner, n) = log::decode_header(&bytes)?;
-        if n != *number {
-            return Err(StorageError::Corrupt(format!("{} says it is segment {n}", path.display())));
-        }
+        let owner = match log::decode_header(&bytes) {
+            Ok((owner, n)) if n == *number => owner,
+            Ok(_) | Err(_) => {
+                damage = Some(format!("{} has a damaged header", path.display()));
+                std::fs::remove_file(path)?;
+                continue;
+            }
+        };
         if *id.get_or_insert(owner) != owner {
             return Err(StorageError::Corrupt(format!("{} belongs to another replica", path.display())));
         }
         if replay.replica.id != owner {
             replay.replica = Replica::new(owner, Clock::new(0));
         }
+        last_kept = *number;
         let body = &bytes[log::HEADER_LEN..];
         let scanned = log::scan(body);
         for entry in scanned.entries {
             replay.apply(entry);
         }
+        let keep = (log::HEADER_LEN + scanned.good_len) as u64;
+        log_size += keep;
         match scanned.end {
-            End::Clean => {}
-            End::Torn { .. } | End::BadTail { .. } if is_last => {
-                let keep = (log::HEADER_LEN + scanned.good_len) as u64;
-                warn!(
-                    file = %path.display(),
-                    kept_bytes = keep,
-                    dropped_bytes = bytes.len() as u64 - keep,
-                    "the last record of the log is torn or damaged (a write cut short by a crash): dropped it"
-                );
-                let f = std::fs::OpenOptions::new().write(true).open(path)?;
-                f.set_len(keep)?;
-                f.sync_all()?;
-            }
-            other => {
-                return Err(StorageError::Corrupt(format!(
-                    "{} is damaged at byte {} ({other:?})",
-                    path.display(),
-                    log::HEADER_LEN + other.good_len(body.len())
-                )))
-            }
+            End::Clean => continue,
+            End::Torn { .. } | End::BadTail { .. } if is_last => warn!(
+                file = %path.display(),
+                kept_bytes = keep,
+                dropped_bytes = bytes.len() as u64 - keep,
+                "the last record of the log is torn or damaged (a write cut short by a crash): dropped it"
+            ),
+            other => damage = Some(format!("{} is damaged at byte {keep} ({other:?})", path.display())),
         }
-        log_size += (log::HEADER_LEN + scanned.good_len) as u64;
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.set_len(keep)?;
+        f.sync_all()?;
     }
     if id.is_none() {
         return Ok(None); // only a segment whose header never reached the disk: nothing was logged
     }
-    replay.finish()?;
+    if let Some(why) = damage {
+        error!(
+            dir = %dir.display(),
+            reason = %why,
+            "the log is damaged before its end: recovered the history up to the damage and dropped the rest"
+        );
+    }
+    replay.finish();
+    super::sync_dir(dir)?;
     Ok(Some(Loaded { replica: replay.replica, last_segment: last_kept, base_size, log_size }))
 }
 
@@ -261,21 +267,26 @@ impl Replay {
         }
     }
 
-    /// An update that never became ready means a hole in the history: the same damage as a
-    /// missing segment.
-    fn finish(&mut self) -> Result<(), StorageError> {
+    /// An update that never became ready depends on something the log does not hold; it cannot
+    /// be applied and is dropped (never expected: the log is in application order).
+    fn finish(&mut self) {
         if !self.pending.is_empty() {
-            return Err(StorageError::Corrupt(format!(
-                "{} logged updates depend on writes the log does not hold",
-                self.pending.len()
-            )));
+            error!(
+                updates = self.pending.len(),
+                "logged updates depend on writes the log does not hold: dropped them"
+            );
+            for u in std::mem::take(&mut self.pending) {
+                // Their timestamps were issued (or seen): never issue them again.
+                for (ts, _) in &u.ops {
+                    self.replica.clock.observe(*ts);
+                }
+            }
         }
         if self.standalone {
             let vv = self.replica.version_vector().clone();
             self.replica.set_stable(vv);
             self.replica.compact();
         }
-        Ok(())
     }
 }
 
@@ -369,6 +380,44 @@ mod tests {
         let back = reopen(&dir);
         assert_eq!(back.replica.digest(5_000), after_one);
         assert!(std::fs::metadata(&seg).unwrap().len() < len - 3, "file cut at the last good record");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn damage_before_the_end_keeps_the_history_up_to_it() {
+        let dir = temp_dir("middle");
+        let mut r = reopen(&dir);
+        incr(&mut r, b"a", 1_000);
+        let after_one = r.replica.digest(5_000);
+        incr(&mut r, b"a", 1_001);
+        incr(&mut r, b"a", 1_002);
+        let first = log::segment_path(&dir, 1);
+        drop(r);
+        // A second life writes a second segment.
+        let mut r = reopen(&dir);
+        incr(&mut r, b"b", 2_000);
+        drop(r);
+        let second = log::segment_path(&dir, 2);
+        assert!(second.exists());
+        // Damage the second record of the first segment: the third is still good.
+        let mut bytes = std::fs::read(&first).unwrap();
+        let ends = {
+            let mut ends = vec![log::HEADER_LEN];
+            let mut at = log::HEADER_LEN;
+            while at + 8 <= bytes.len() {
+                at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+                ends.push(at);
+            }
+            ends
+        };
+        bytes[ends[1] + 9] ^= 0xff;
+        std::fs::write(&first, bytes).unwrap();
+        let back = reopen(&dir);
+        assert!(back.resumed);
+        assert_eq!(back.replica.digest(5_000), after_one, "history up to the damage");
+        // Segment 2 of the second life was deleted; the one there now is this start's, empty.
+        assert_eq!(std::fs::metadata(&second).unwrap().len(), log::HEADER_LEN as u64);
+        assert_eq!(std::fs::metadata(&first).unwrap().len(), ends[1] as u64);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
