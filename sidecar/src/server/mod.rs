@@ -93,6 +93,7 @@ impl Server {
     pub fn with_mesh(config: Config) -> std::io::Result<Arc<Server>> {
         let mesh_wanted = crate::mesh::Mesh::wanted(&config);
         let mut recovered_own = None;
+        let mut replayed = (Vec::new(), crate::crdt::VersionVector::new());
         let (mut replica, storage) = match &config.data_dir {
             Some(dir) => {
                 let opts = crate::storage::recover::Options {
@@ -105,6 +106,7 @@ impl Server {
                 })?;
                 recovered_own =
                     recovered.resumed.then(|| recovered.replica.version_vector().get(recovered.replica.id));
+                replayed = (recovered.updates, recovered.snapshotted);
                 (recovered.replica, Some(recovered.storage))
             }
             // The clock reads the skewed time itself (`now_ms` adds the offset): no second skew.
@@ -120,9 +122,14 @@ impl Server {
         let storage_status = storage.as_ref().map(|s| s.status.clone());
         let mut store = Store::new(replica);
         store.log = crate::mesh::log::ReplicationLog::new(config.log_cap as usize);
-        // What came from the data directory is not in the replication log: a peer that lacks
-        // any of it gets a snapshot.
-        store.log.truncated = store.replica.version_vector().clone();
+        // The log replayed from the data directory seeds the replication log, so peers that
+        // lack some of it get it streamed; what came from snapshots (the snapshot file, peers'
+        // snapshots) is not in it: a peer that lacks any of that gets a snapshot.
+        let (updates, snapshotted) = replayed;
+        store.log.truncated = snapshotted;
+        for u in updates {
+            store.log.append(Arc::new(u));
+        }
         store.storage = storage;
         let settings = Settings {
             maxmemory: config.maxmemory,

@@ -24,8 +24,8 @@ use super::log::{self, LogEntry};
 use super::record::End;
 use super::{snapshot, Storage, StorageError};
 use crate::config::AppendFsync;
-use crate::crdt::replica::Delivery;
-use crate::crdt::{Clock, Replica, ReplicaId};
+use crate::crdt::replica::{Delivery, Update};
+use crate::crdt::{Clock, Replica, ReplicaId, VersionVector};
 
 /// A replica rebuilt from the data directory, and the storage that continues its log.
 pub struct Recovered {
@@ -33,6 +33,12 @@ pub struct Recovered {
     pub storage: Storage,
     /// The directory held a previous life of this replica (false: new member).
     pub resumed: bool,
+    /// In a mesh: the updates replayed from the log, in order, to seed the replication log, so
+    /// that a peer that lacks some of them gets them streamed rather than a whole snapshot.
+    pub updates: Vec<Update>,
+    /// What the state holds that no replayed update carries (the snapshot file and installed
+    /// peer snapshots): a peer that lacks any of it needs a snapshot.
+    pub snapshotted: VersionVector,
 }
 
 /// How a replica replays: alone (every write stable at once) or in a mesh (stability as logged).
@@ -48,6 +54,8 @@ struct Loaded {
     last_segment: u64,
     base_size: u64,
     log_size: u64,
+    updates: Vec<Update>,
+    snapshotted: VersionVector,
 }
 
 pub fn open(dir: &Path, opts: &Options) -> Result<Recovered, StorageError> {
@@ -84,12 +92,25 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Recovered, StorageError> {
             "recovered from the data directory"
         );
     }
-    Ok(Recovered { replica: loaded.replica, storage, resumed })
+    Ok(Recovered {
+        replica: loaded.replica,
+        storage,
+        resumed,
+        updates: loaded.updates,
+        snapshotted: loaded.snapshotted,
+    })
 }
 
 fn fresh() -> Loaded {
     let id: ReplicaId = rand::random::<u64>() | 1;
-    Loaded { replica: Replica::new(id, Clock::new(0)), last_segment: 0, base_size: 0, log_size: 0 }
+    Loaded {
+        replica: Replica::new(id, Clock::new(0)),
+        last_segment: 0,
+        base_size: 0,
+        log_size: 0,
+        updates: Vec::new(),
+        snapshotted: VersionVector::new(),
+    }
 }
 
 /// Removes every file this module writes (and nothing else).
@@ -134,6 +155,7 @@ fn load(dir: &Path, standalone: bool) -> Result<Option<Loaded>, StorageError> {
     if let Some(b) = base {
         base_size = std::fs::metadata(snapshot::path(dir))?.len();
         replay.replica = Replica::new(b.replica, Clock::new(0));
+        replay.snapshotted.merge(&b.snapshot.vv);
         replay.replica.install(b.snapshot);
     }
     let mut log_size = 0;
@@ -209,7 +231,14 @@ fn load(dir: &Path, standalone: bool) -> Result<Option<Loaded>, StorageError> {
     }
     replay.finish();
     super::sync_dir(dir)?;
-    Ok(Some(Loaded { replica: replay.replica, last_segment: last_kept, base_size, log_size }))
+    Ok(Some(Loaded {
+        replica: replay.replica,
+        last_segment: last_kept,
+        base_size,
+        log_size,
+        updates: replay.applied,
+        snapshotted: replay.snapshotted,
+    }))
 }
 
 /// Replays log entries into a replica, in order.
@@ -218,12 +247,27 @@ struct Replay {
     standalone: bool,
     /// Updates that arrived before something they depend on (never expected: the log is in
     /// application order), retried after every applied one.
-    pending: Vec<crate::crdt::replica::Update>,
+    pending: Vec<Update>,
+    /// The updates applied, in order (kept in a mesh only).
+    applied: Vec<Update>,
+    snapshotted: VersionVector,
 }
 
 impl Replay {
     fn new(standalone: bool) -> Replay {
-        Replay { replica: Replica::new(0, Clock::new(0)), standalone, pending: Vec::new() }
+        Replay {
+            replica: Replica::new(0, Clock::new(0)),
+            standalone,
+            pending: Vec::new(),
+            applied: Vec::new(),
+            snapshotted: VersionVector::new(),
+        }
+    }
+
+    fn applied(&mut self, u: Update) {
+        if !self.standalone {
+            self.applied.push(u);
+        }
     }
 
     fn apply(&mut self, entry: LogEntry) {
@@ -235,12 +279,16 @@ impl Replay {
                     self.replica.set_stable(vv);
                 }
                 match self.replica.deliver(&u) {
-                    Delivery::Applied => self.retry_pending(),
+                    Delivery::Applied => {
+                        self.applied(u);
+                        self.retry_pending();
+                    }
                     Delivery::NotReady => self.pending.push(u),
                     Delivery::Duplicate => {}
                 }
             }
             LogEntry::Installed(s) => {
+                self.snapshotted.merge(&s.vv);
                 self.replica.install(s);
                 self.retry_pending();
             }
@@ -255,10 +303,11 @@ impl Replay {
     fn retry_pending(&mut self) {
         while !self.pending.is_empty() {
             let before = self.pending.len();
-            let pending = std::mem::take(&mut self.pending);
-            for u in pending {
+            for u in std::mem::take(&mut self.pending) {
                 if self.replica.deliver(&u) == Delivery::NotReady {
                     self.pending.push(u);
+                } else {
+                    self.applied(u);
                 }
             }
             if self.pending.len() == before {
