@@ -501,3 +501,70 @@ fn a_restarted_replica_streams_its_recovered_log_to_a_peer_that_lacks_it() {
     assert_eq!(snapshots_sent(&a), 0, "A streamed its recovered log");
     assert_eq!(snapshots_sent(&b), 0);
 }
+
+/// A disk that fills up (a 1 MB tmpfs; skipped where mounting is not allowed): writes are
+/// refused with MISCONF and reads keep working; once there is room again the held records are
+/// written and writes are accepted; everything acknowledged before is recovered after kill -9.
+#[test]
+fn a_full_disk_refuses_writes_until_it_has_room_again() {
+    let dir = TempDir::new("full-disk");
+    let mount = dir.join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", mount.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let mut r = ReplicaProcess::start(&["--data-dir", mount.to_str().unwrap(), "--appendfsync", "everysec"]);
+    let mut c = r.client();
+    let value = "x".repeat(10_000);
+    let mut acked = 0;
+    let mut refusal = None;
+    for i in 0..300 {
+        match c.set::<_, _, ()>(format!("k{i}"), &value) {
+            Ok(()) => acked = i + 1,
+            Err(e) => {
+                refusal = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("a write is refused once the disk is full");
+    assert!(refusal.contains("MISCONF"), "{refusal}");
+    assert_eq!(info_field(&r, "persistence", "aof_last_write_status"), "err");
+    let v: Option<String> = c.get("k0").unwrap();
+    assert_eq!(v.as_deref(), Some(value.as_str()), "reads keep working");
+
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=8m", mount.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.set::<_, _, ()>("after", 1).is_err() {
+        assert!(Instant::now() < deadline, "writes accepted again once there is room");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(info_field(&r, "persistence", "aof_last_write_status"), "ok");
+    drop(c);
+    r.kill9_and_restart();
+    let mut c = r.client();
+    for i in 0..acked {
+        let v: Option<String> = c.get(format!("k{i}")).unwrap();
+        assert_eq!(v.as_deref(), Some(value.as_str()), "k{i} recovered");
+    }
+    let v: Option<i64> = c.get("after").unwrap();
+    assert_eq!(v, Some(1));
+    drop(c);
+    r.kill();
+}

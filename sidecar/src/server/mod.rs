@@ -78,6 +78,10 @@ pub struct Server {
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
 const CONTAINERS: &[&str] = &["client", "config", "command", "pubsub", "object", "memory", "xinfo", "xgroup"];
 
+/// The error for writes while the data directory's log cannot be written (Redis's wording).
+const MISCONF: &str =
+    "MISCONF Errors writing to the AOF file (the append-only log in --data-dir): writes are refused until it works again, see the replica's log";
+
 /// Redis's default `client-output-buffer-limit pubsub` hard limit.
 pub const PUBSUB_BUFFER_LIMIT: u64 = 32 * 1024 * 1024;
 
@@ -166,6 +170,14 @@ impl Server {
     /// The time the replica reads: the wall clock skewed by `--clock-offset-ms`.
     pub fn now_ms(&self) -> u64 {
         (unix_ms() as i64 + self.config.clock_offset_ms).max(0) as u64
+    }
+
+    /// Writing or fsyncing the data directory's log fails (under everysec/no; always exits):
+    /// writes are refused, as Redis refuses them, until the log works again, rather than
+    /// acknowledged while piling up in memory.
+    pub fn log_failing(&self) -> bool {
+        self.storage_status.as_ref().is_some_and(|s| s.write_failed.load(Ordering::Relaxed))
+            || self.durability.as_ref().is_some_and(|d| d.failed.load(Ordering::Relaxed))
     }
 
     pub fn over_maxmemory(&self) -> bool {
@@ -456,12 +468,21 @@ impl Server {
                 out.error(&CmdError::Oom.to_string());
                 return;
             }
+            if cmd.is(flags::WRITE) && self.log_failing() {
+                client.multi_error = true;
+                out.error(MISCONF);
+                return;
+            }
             queued.push(args.to_vec());
             out.simple("QUEUED");
             return;
         }
         if cmd.is(flags::DENYOOM) && self.over_maxmemory() {
             out.error(&CmdError::Oom.to_string());
+            return;
+        }
+        if cmd.is(flags::WRITE) && self.log_failing() {
+            out.error(MISCONF);
             return;
         }
         // The TSC-based clock costs a few nanoseconds; the system clock is much dearer on VMs.
