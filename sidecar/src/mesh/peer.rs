@@ -120,7 +120,6 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         return false;
     }
     let peer_id = theirs.replica;
-    server.check_own_history(peer_id, theirs.vv.get(mesh.id));
     if peer_id == mesh.id {
         if let Some(a) = &dialed {
             mesh.self_addrs.lock().insert(a.clone());
@@ -128,6 +127,7 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         }
         return false;
     }
+    server.check_own_history(peer_id, theirs.vv.get(mesh.id));
     // The address to reach it: what it advertises, else the address we see with its mesh port.
     let peer_addr = theirs
         .advertise

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod durability;
 pub mod pubsub;
 pub mod store;
 
@@ -16,11 +17,11 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::commands::{flags, registry, Blocking, CmdError, Ctx};
 use crate::config::Config;
-use crate::crdt::{Clock, Replica, ReplicaId};
+use crate::crdt::ReplicaId;
 use crate::metrics::Metrics;
 use crate::resp::{Protocol, Reply};
 use client::{Client, ClientInfo};
@@ -78,10 +79,6 @@ pub struct Server {
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
 const CONTAINERS: &[&str] = &["client", "config", "command", "pubsub", "object", "memory", "xinfo", "xgroup"];
 
-/// The error for writes while the data directory's log cannot be written (Redis's wording).
-const MISCONF: &str =
-    "MISCONF Errors writing to the AOF file (the append-only log in --data-dir): writes are refused until it works again, see the replica's log";
-
 /// Redis's default `client-output-buffer-limit pubsub` hard limit.
 pub const PUBSUB_BUFFER_LIMIT: u64 = 32 * 1024 * 1024;
 
@@ -95,27 +92,8 @@ impl Server {
     }
 
     pub fn with_mesh(config: Config) -> std::io::Result<Arc<Server>> {
-        let mesh_wanted = crate::mesh::Mesh::wanted(&config);
-        let mut recovered_own = None;
-        let mut replayed = (Vec::new(), crate::crdt::VersionVector::new());
-        let (mut replica, storage) = match &config.data_dir {
-            Some(dir) => {
-                let opts = crate::storage::recover::Options {
-                    policy: config.appendfsync,
-                    rewrite_min: config.aof_rewrite_min_size,
-                    standalone: !mesh_wanted,
-                };
-                let recovered = crate::storage::recover::open(dir, &opts).map_err(|e| {
-                    std::io::Error::other(format!("cannot open the data directory {}: {e}", dir.display()))
-                })?;
-                recovered_own =
-                    recovered.resumed.then(|| recovered.replica.version_vector().get(recovered.replica.id));
-                replayed = (recovered.updates, recovered.snapshotted);
-                (recovered.replica, Some(recovered.storage))
-            }
-            // The clock reads the skewed time itself (`now_ms` adds the offset): no second skew.
-            None => (Replica::new(rand::random::<u64>() | 1, Clock::new(0)), None),
-        };
+        let durability::Start { mut replica, storage, recovered_own, replayed, snapshotted } =
+            durability::Start::open(&config)?;
         let replica_id: ReplicaId = replica.id;
         let mesh = crate::mesh::Mesh::from_config(&config, replica_id)?;
         if mesh.is_some() {
@@ -129,9 +107,8 @@ impl Server {
         // The log replayed from the data directory seeds the replication log, so peers that
         // lack some of it get it streamed; what came from snapshots (the snapshot file, peers'
         // snapshots) is not in it: a peer that lacks any of that gets a snapshot.
-        let (updates, snapshotted) = replayed;
         store.log.truncated = snapshotted;
-        for u in updates {
+        for u in replayed {
             store.log.append(Arc::new(u));
         }
         store.storage = storage;
@@ -170,14 +147,6 @@ impl Server {
     /// The time the replica reads: the wall clock skewed by `--clock-offset-ms`.
     pub fn now_ms(&self) -> u64 {
         (unix_ms() as i64 + self.config.clock_offset_ms).max(0) as u64
-    }
-
-    /// Writing or fsyncing the data directory's log fails (under everysec/no; always exits):
-    /// writes are refused, as Redis refuses them, until the log works again, rather than
-    /// acknowledged while piling up in memory.
-    pub fn log_failing(&self) -> bool {
-        self.storage_status.as_ref().is_some_and(|s| s.write_failed.load(Ordering::Relaxed))
-            || self.durability.as_ref().is_some_and(|d| d.failed.load(Ordering::Relaxed))
     }
 
     pub fn over_maxmemory(&self) -> bool {
@@ -228,37 +197,6 @@ impl Server {
             if seq > before {
                 client.durable_seq = seq;
             }
-        }
-    }
-
-    /// Waits until the data directory holds record `seq` as `--appendfsync` promises before an
-    /// acknowledgement (immediately without a data directory or under everysec/no).
-    pub async fn wait_durable(&self, seq: u64) {
-        if let Some(d) = &self.durability {
-            d.wait(seq).await;
-        }
-    }
-
-    /// Makes everything applied so far as durable as an acknowledgement needs (for replies
-    /// that another connection's command produced, such as a served BLPOP).
-    pub async fn durable_barrier(&self) {
-        let seq = self.store.lock().flush_storage();
-        if let Some(seq) = seq {
-            self.wait_durable(seq).await;
-        }
-    }
-
-    /// Starts compacting the data directory's log into a snapshot: the state is copied under
-    /// the store lock (as for a peer's snapshot), written on a blocking thread. False if a
-    /// rewrite is already running; an error without a data directory.
-    pub fn start_rewrite(&self) -> Result<bool, String> {
-        let job = self.store.lock().begin_rewrite()?;
-        match job {
-            Some(job) => {
-                tokio::task::spawn_blocking(move || job.run());
-                Ok(true)
-            }
-            None => Ok(false),
         }
     }
 
@@ -328,39 +266,6 @@ impl Server {
         }
         info!(keys, ms = started.elapsed().as_millis() as u64, "installed a snapshot from a peer");
         self.check_initial_sync();
-    }
-
-    /// Checks, at a handshake, what a peer holds of this replica's own writes (`theirs`, its
-    /// version vector's entry for our id) against what the data directory gave back.
-    ///
-    /// Writes stamped after what was recovered (`recovered_own`) and before this process's first
-    /// write were made by the previous life and lost with the end of the log: a host crash under
-    /// `appendfsync everysec` or `no`, or a disk that lied about an fsync. Writing on under this
-    /// id would start a second history for it that no peer can apply, so the replica empties its
-    /// data directory and exits: restarted, it is a new member and bootstraps from its peers,
-    /// which gives it back everything they have, its own lost writes included. (A lost write
-    /// stamped after this process's first write, possible only if the clock stepped back, goes
-    /// unnoticed: see docs/durability.md.)
-    pub fn check_own_history(&self, peer: ReplicaId, theirs: crate::crdt::Timestamp) {
-        let Some(recovered) = self.recovered_own else { return };
-        let mut store = self.store.lock();
-        let first_new = store.replica.first_write().unwrap_or(crate::crdt::Timestamp(u64::MAX));
-        if theirs <= recovered || theirs >= first_new {
-            return;
-        }
-        error!(
-            peer = format!("{peer:016x}"),
-            peer_has_ms = theirs.millis(),
-            recovered_ms = recovered.millis(),
-            "a peer holds writes of this replica that its data directory lost: discarding the data directory and exiting, to restart as a new member"
-        );
-        if let Some(mut storage) = store.storage.take() {
-            storage.close();
-            if let Err(e) = crate::storage::recover::discard(storage.dir()) {
-                error!(error = %e, "could not empty the data directory");
-            }
-        }
-        std::process::exit(1);
     }
 
     /// Ready once the replica holds everything its first peer had when they met.
@@ -470,7 +375,7 @@ impl Server {
             }
             if cmd.is(flags::WRITE) && self.log_failing() {
                 client.multi_error = true;
-                out.error(MISCONF);
+                out.error(durability::MISCONF);
                 return;
             }
             queued.push(args.to_vec());
@@ -482,7 +387,7 @@ impl Server {
             return;
         }
         if cmd.is(flags::WRITE) && self.log_failing() {
-            out.error(MISCONF);
+            out.error(durability::MISCONF);
             return;
         }
         // The TSC-based clock costs a few nanoseconds; the system clock is much dearer on VMs.
@@ -619,29 +524,6 @@ pub async fn background(server: Arc<Server>) {
     }
 }
 
-/// Every second: hand buffered log records to the OS (records nobody waited for, such as the
-/// stability frontier) and start a rewrite when the log has outgrown its snapshot.
-async fn storage_loop(server: Arc<Server>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut shutdown = server.shutdown.subscribe();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let wants = {
-            let mut store = server.store.lock();
-            store.flush_storage();
-            store.storage.as_ref().is_some_and(|s| s.wants_rewrite())
-        };
-        if wants {
-            if let Err(e) = server.start_rewrite() {
-                warn!(error = %e, "could not start compacting the append-only log");
-            }
-        }
-    }
-}
-
 fn active_expire(server: &Server) {
     use rand::Rng;
     let deadline = Instant::now() + Duration::from_millis(2);
@@ -727,7 +609,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     tokio::spawn(crate::admin::serve(server.clone(), admin));
     tokio::spawn(background(server.clone()));
     if server.durability.is_some() {
-        tokio::spawn(storage_loop(server.clone()));
+        tokio::spawn(durability::storage_loop(server.clone()));
     }
     crate::mesh::start(server.clone(), &config).await?;
     match &server.mesh {
