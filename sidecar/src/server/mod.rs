@@ -600,9 +600,11 @@ pub fn resident_bytes() -> u64 {
 /// Starts everything and runs until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let listeners = bind_clients(&config).await?;
+    // Bound before the data directory is replayed, so that the ports are ours while it runs
+    // (connections wait in the backlog).
+    let admin = crate::admin::bind(&config).await?;
     let server = Server::with_mesh(config.clone())?;
     *server.listen_addrs.lock() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    let admin = crate::admin::bind(&server.config).await?;
     for l in listeners {
         tokio::spawn(serve_clients(server.clone(), l));
     }

@@ -137,6 +137,17 @@ impl ReplicaProcess {
         assert!(ok, "kill -{name} {pid}");
     }
 
+    /// Panics if the process answering on the client port is not this one: another process on
+    /// the machine took a port between `free_port` and the replica's bind. (Not checked when
+    /// the replica requires a password.)
+    pub fn assert_ours(&self) {
+        let pid = self.child.lock().unwrap_or_else(|e| e.into_inner()).id();
+        // A replica that requires a password cannot be asked without it: nothing to check.
+        let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut self.client()) else { return };
+        let theirs = info.lines().find_map(|l| l.strip_prefix("process_id:")).map(|p| p.trim().to_string());
+        assert_eq!(theirs, Some(pid.to_string()), "port {} is served by another process", self.port);
+    }
+
     fn has_exited(&self) -> bool {
         matches!(self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(), Ok(Some(_)))
     }
@@ -184,6 +195,7 @@ impl ReplicaProcess {
             self.assert_running();
             if TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() && self.http_get("/readyz").0 == 200
             {
+                self.assert_ours();
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));
