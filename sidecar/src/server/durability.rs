@@ -44,6 +44,7 @@ impl Start {
             });
         };
         let opts = crate::storage::recover::Options {
+            database: config.database.clone(),
             policy: config.appendfsync,
             rewrite_min: config.aof_rewrite_min_size,
             standalone: !crate::mesh::Mesh::wanted(config),

@@ -43,6 +43,8 @@ pub struct Recovered {
 
 /// How a replica replays: alone (every write stable at once) or in a mesh (stability as logged).
 pub struct Options {
+    /// `--database`: a directory written for one database is never opened for another.
+    pub database: String,
     pub policy: AppendFsync,
     pub rewrite_min: u64,
     pub standalone: bool,
@@ -58,8 +60,12 @@ struct Loaded {
     snapshotted: VersionVector,
 }
 
+/// The file that names the database a directory belongs to.
+const DATABASE_FILE: &str = "database";
+
 pub fn open(dir: &Path, opts: &Options) -> Result<Recovered, StorageError> {
     std::fs::create_dir_all(dir)?;
+    check_database(dir, &opts.database)?;
     let _ = std::fs::remove_file(dir.join(snapshot::TEMP_NAME));
     let started = Instant::now();
     let (loaded, resumed) = match load(dir, opts.standalone) {
@@ -99,6 +105,25 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Recovered, StorageError> {
         updates: loaded.updates,
         snapshotted: loaded.snapshotted,
     })
+}
+
+/// Refuses a directory written for another database: its data would leak into this database's
+/// mesh. A configuration mistake, not damage, so it stops the replica instead of discarding.
+fn check_database(dir: &Path, database: &str) -> Result<(), StorageError> {
+    let path = dir.join(DATABASE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found.trim_end() == database => Ok(()),
+        Ok(found) => Err(StorageError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it belongs to database '{}', not '{database}'", found.trim_end()),
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{database}\n"))?;
+            std::fs::File::open(&path)?.sync_all()?;
+            super::sync_dir(dir).map_err(StorageError::Io)
+        }
+        Err(e) => Err(StorageError::Io(e)),
+    }
 }
 
 fn fresh() -> Loaded {
@@ -351,7 +376,12 @@ mod tests {
     }
 
     fn opts() -> Options {
-        Options { policy: AppendFsync::No, rewrite_min: 1 << 20, standalone: true }
+        Options {
+            database: "default".into(),
+            policy: AppendFsync::No,
+            rewrite_min: 1 << 20,
+            standalone: true,
+        }
     }
 
     fn incr(r: &mut Recovered, key: &[u8], now: u64) {
@@ -467,6 +497,19 @@ mod tests {
         // Segment 2 of the second life was deleted; the one there now is this start's, empty.
         assert_eq!(std::fs::metadata(&second).unwrap().len(), log::HEADER_LEN as u64);
         assert_eq!(std::fs::metadata(&first).unwrap().len(), ends[1] as u64);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_of_another_database_is_refused() {
+        let dir = temp_dir("database");
+        let mut r = reopen(&dir);
+        incr(&mut r, b"a", 1_000);
+        drop(r);
+        let other = Options { database: "other".into(), ..opts() };
+        let err = open(&dir, &other).err().expect("refused");
+        assert!(err.to_string().contains("belongs to database 'default'"), "{err}");
+        assert!(reopen(&dir).resumed, "the data is untouched");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
