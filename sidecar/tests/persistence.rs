@@ -568,3 +568,17 @@ fn a_full_disk_refuses_writes_until_it_has_room_again() {
     drop(c);
     r.kill();
 }
+
+/// Two processes never share a data directory: the second one refuses to start.
+#[test]
+fn a_data_dir_in_use_is_refused() {
+    let dir = TempDir::new("in-use");
+    let r = ReplicaProcess::start(&["--data-dir", dir.path()]);
+    let _: () = r.client().set("k", "v").unwrap();
+    let second =
+        ReplicaProcess::spawn_on((free_port(), free_port(), free_port()), &["--data-dir", dir.path()]);
+    let status = second.wait_exit(Duration::from_secs(10)).expect("the second replica exits");
+    assert!(!status.success());
+    let v: String = r.client().get("k").unwrap();
+    assert_eq!(v, "v");
+}

@@ -48,6 +48,32 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// An exclusive lock on the data directory (`flock` on its `lock` file) for as long as the
+/// replica runs: two processes appending to one log would interleave their records and make
+/// two replicas with one id.
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> Result<DirLock, StorageError> {
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a file descriptor this function owns; it only sets a lock.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                let e = std::io::Error::last_os_error();
+                return Err(StorageError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("it is in use by another process ({e})"),
+                )));
+            }
+        }
+        Ok(DirLock { _file: file })
+    }
+}
+
 /// What `INFO persistence` and `LASTSAVE` report; shared with the rewrite job.
 pub struct Status {
     pub rewrite_in_progress: AtomicBool,
@@ -67,12 +93,22 @@ pub struct Status {
     pub changes_since_save: AtomicU64,
 }
 
+/// Where a directory's log goes on after recovery: its owner, the next segment, and the sizes
+/// of the snapshot and of the segments kept (for the compaction trigger).
+pub struct Continue {
+    pub replica: ReplicaId,
+    pub segment: u64,
+    pub base_size: u64,
+    pub log_size: u64,
+}
+
 /// The append side of the data directory. It lives in the store and is used under the store
 /// lock: records are encoded into a buffer as the replica applies changes and handed to the
 /// operating system by [`Storage::flush`], which callers run before anything that depends on
 /// those changes leaves the replica.
 pub struct Storage {
     dir: PathBuf,
+    _lock: DirLock,
     replica: ReplicaId,
     file: Arc<File>,
     segment: u64,
@@ -90,16 +126,15 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Starts a new segment `number` in `dir` and the fsync policy around it.
+    /// Starts segment `at.segment` in `dir` and the fsync policy around it.
     fn create(
         dir: &Path,
-        replica: ReplicaId,
-        number: u64,
+        lock: DirLock,
+        at: Continue,
         policy: AppendFsync,
         rewrite_min: u64,
-        base_size: u64,
-        log_size: u64,
     ) -> std::io::Result<Storage> {
+        let Continue { replica, segment: number, base_size, log_size } = at;
         let file = Arc::new(create_segment(dir, replica, number)?);
         file.sync_all()?;
         sync_dir(dir)?;
@@ -117,6 +152,7 @@ impl Storage {
         };
         Ok(Storage {
             dir: dir.to_path_buf(),
+            _lock: lock,
             replica,
             durability: Durability::start(policy, dir.to_path_buf(), file.clone(), 0),
             file,

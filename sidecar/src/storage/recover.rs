@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use super::log::{self, LogEntry};
 use super::record::End;
-use super::{snapshot, Storage, StorageError};
+use super::{snapshot, Continue, Storage, StorageError};
 use crate::config::AppendFsync;
 use crate::crdt::replica::{Delivery, Update};
 use crate::crdt::{Clock, Replica, ReplicaId, VersionVector};
@@ -65,6 +65,7 @@ const DATABASE_FILE: &str = "database";
 
 pub fn open(dir: &Path, opts: &Options) -> Result<Recovered, StorageError> {
     std::fs::create_dir_all(dir)?;
+    let lock = super::DirLock::acquire(dir)?;
     check_database(dir, &opts.database)?;
     let _ = std::fs::remove_file(dir.join(snapshot::TEMP_NAME));
     let started = Instant::now();
@@ -80,15 +81,13 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Recovered, StorageError> {
         Err(e) => return Err(e),
     };
     let id = loaded.replica.id;
-    let storage = Storage::create(
-        dir,
-        id,
-        loaded.last_segment + 1,
-        opts.policy,
-        opts.rewrite_min,
-        loaded.base_size,
-        loaded.log_size,
-    )?;
+    let at = Continue {
+        replica: id,
+        segment: loaded.last_segment + 1,
+        base_size: loaded.base_size,
+        log_size: loaded.log_size,
+    };
+    let storage = Storage::create(dir, lock, at, opts.policy, opts.rewrite_min)?;
     if resumed {
         let keys: usize = (0..crate::crdt::replica::DATABASES).map(|d| loaded.replica.db(d).len()).sum();
         info!(
@@ -497,6 +496,17 @@ mod tests {
         // Segment 2 of the second life was deleted; the one there now is this start's, empty.
         assert_eq!(std::fs::metadata(&second).unwrap().len(), log::HEADER_LEN as u64);
         assert_eq!(std::fs::metadata(&first).unwrap().len(), ends[1] as u64);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused() {
+        let dir = temp_dir("lock");
+        let r = reopen(&dir);
+        let err = open(&dir, &opts()).err().expect("refused while in use");
+        assert!(err.to_string().contains("in use by another process"), "{err}");
+        drop(r);
+        assert!(open(&dir, &opts()).is_ok(), "free again once the first one is gone");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

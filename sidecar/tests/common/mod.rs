@@ -180,21 +180,26 @@ impl ReplicaProcess {
     }
 
     pub fn http_get(&self, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        self.try_http_get(path).unwrap()
+    }
+
+    fn try_http_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
         let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
+        s.read_to_string(&mut body)?;
         let status = body.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         let payload = body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, payload)
+        Ok((status, payload))
     }
 
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             self.assert_running();
-            if TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() && self.http_get("/readyz").0 == 200
-            {
+            // A connection reset (the process exiting while the request waited) is retried;
+            // assert_running then reports the exit.
+            if self.try_http_get("/readyz").is_ok_and(|(status, _)| status == 200) {
                 self.assert_ours();
                 return;
             }
