@@ -338,6 +338,13 @@ fn the_log_is_compacted_into_a_snapshot_and_recovery_uses_it() {
     let lastsave: i64 = redis::cmd("LASTSAVE").query(&mut c).unwrap();
     assert!(lastsave > 0);
     assert!(dir.files("aof").len() <= 2, "covered segments deleted: {:?}", dir.files("aof"));
+    let (_, metrics) = r.http_get("/metrics");
+    assert!(metrics
+        .lines()
+        .any(|l| l.starts_with("syncmesh_aof_rewrites ") && l != "syncmesh_aof_rewrites 0"));
+    assert!(metrics.contains("syncmesh_aof_write_ok 1"), "{metrics}");
+    let (_, status) = r.http_get("/status");
+    assert!(status.contains("\"appendfsync\":\"everysec\""), "{status}");
     let digest = r.digest();
     drop(c);
     r.kill9_and_restart();
