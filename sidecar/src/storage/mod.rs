@@ -7,13 +7,16 @@
 //!   stability frontier).
 //! - [`snapshot`]: the snapshot file.
 //! - [`sync`]: the `--appendfsync` policy (the fsync thread, group commit).
-//! - [`recover`]: opening a directory at start: load, replay, repair a torn tail.
+//! - [`recover`]: opening a directory at start: load, replay, cut the log at a torn tail or at
+//!   damage.
 //!
 //! What is logged is exactly what `Replica` applied, in the order it applied it: the `Update`
 //! of every local command or transaction and every update delivered from a peer, and every
 //! snapshot installed from a peer. Replaying that sequence rebuilds the same state, version
-//! vector and clock, so the replica never issues a timestamp (dot) twice and tells its peers
-//! truthfully what it has. The user-facing guarantees are in `docs/durability.md`.
+//! vector and clock, so the replica does not issue again a timestamp (dot) it logged, and tells
+//! its peers truthfully what it has. Nothing leaves the replica before it is logged (see
+//! [`sync`]), so what peers hold of its writes is in the log too, up to what a host crash can
+//! take under `everysec`/`no` (which `server::durability` detects). The user-facing guarantees are in `docs/durability.md`.
 
 pub mod log;
 pub mod record;
