@@ -76,7 +76,8 @@ ETCD_VERSION=$(modver "$GO_DIR/etcd/go.mod" go.etcd.io/etcd/server/v3)
 HELM_VERSION=$(modver "$GO_DIR/helm/go.mod" helm.sh/helm/v4)
 CONTAINERD_VERSION=$(modver "$GO_DIR/containerd/go.mod" github.com/containerd/containerd/v2)
 COREDNS_VERSION=$(modver "$GO_DIR/coredns/go.mod" github.com/coredns/coredns)
-[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$HELM_VERSION" && -n "$CONTAINERD_VERSION" && -n "$COREDNS_VERSION" ]] ||
+RUNC_VERSION=$(modver "$GO_DIR/runc/go.mod" github.com/opencontainers/runc)
+[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$HELM_VERSION" && -n "$CONTAINERD_VERSION" && -n "$COREDNS_VERSION" && -n "$RUNC_VERSION" ]] ||
   die "cannot read versions from $GO_DIR/*/go.mod"
 
 CACHE_ROOT=${SYNCMESH_CACHE:-${HOME:-/root}/.cache/syncmesh}
@@ -109,13 +110,13 @@ find_go() {
 
 # build_group GROUP MODULE LDFLAGS TAGS PACKAGES OUTPUT-NAMES...
 #   MODULE is a wrapper module under tests/k8s/go/; PACKAGES is "tool" (every `tool` line
-#   of its go.mod) or a space-separated list of packages.
+#   of its go.mod) or a space-separated list of packages. BUILD_CGO=1 builds with cgo.
 build_group() {
   local group=$1 mod="$GO_DIR/$2" ldflags=$3 tags=$4 pkgs=$5; shift 5
   local outs=("$@") go stamp want have=1 o tmp start
   go=$(find_go)
   want=$( { cat "$mod/go.mod" "$mod/go.sum"; [[ -f "$mod/main.go" ]] && cat "$mod/main.go"; "$go" version
-            echo "$ldflags|$tags|$pkgs|cgo0|trimpath"; } | sha256sum | cut -c1-16)
+            echo "$ldflags|$tags|$pkgs|cgo${BUILD_CGO:-0}|trimpath"; } | sha256sum | cut -c1-16)
   for o in "${outs[@]}"; do [[ -x "$BIN/$o" ]] || have=0; done
   stamp="$BIN/.stamp-$group"
   if [[ $have == 1 && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
@@ -129,7 +130,7 @@ build_group() {
   # error should not fail CI (what was compiled before the error stays cached).
   local attempt
   for attempt in 1 2; do
-    if ( cd "$mod" && env CGO_ENABLED=0 GOWORK=off GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
+    if ( cd "$mod" && env CGO_ENABLED="${BUILD_CGO:-0}" GOWORK=off GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
           nice -n "${SYNCMESH_BUILD_NICE:-0}" "$go" build -tags="$tags" -ldflags="$ldflags" -o "$tmp/" $pkgs ) >&2; then
       break
     fi
@@ -173,6 +174,7 @@ ensure_binaries() {
     build_group containerd containerd "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
       "no_btrfs,no_devmapper,no_zfs,urfave_cli_no_docs" tool containerd containerd-shim-runc-v2 ctr
     build_group coredns coredns "-s -w" "grpcnotrace" . coredns
+    BUILD_CGO=1 build_group runc runc "-s -w -X main.version=${RUNC_VERSION#v}" "seccomp,urfave_cli_no_docs" tool runc
   fi
   flock -u 8; exec 8>&-
   if (( SECONDS - start > 1 )); then log "binaries ready in $((SECONDS - start))s"; fi
@@ -518,7 +520,7 @@ cmd_env() {
 
 cmd_status() {
   echo "instance:   $NAME"
-  echo "versions:   kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION (node: containerd $CONTAINERD_VERSION, CoreDNS $COREDNS_VERSION)"
+  echo "versions:   kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION (node: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CoreDNS $COREDNS_VERSION)"
   echo "binaries:   $BIN"
   echo "state:      $STATE"
   if ! load_ports; then echo "status:     down"; return 0; fi

@@ -1,7 +1,8 @@
 # The node mode of tests/k8s/cluster.sh (`up --node`): a real Kubernetes node on this machine,
 # so pods run. Sourced by cluster.sh (it uses its variables and helpers); not run on its own.
 #
-#   containerd (+ runc, the CRI plugin)  state in $STATE/node/containerd, its own socket
+#   containerd (+ runc, the CRI plugin)  state in $STATE/node/containerd, its own socket; runc
+#                                         built from source (Debian's 1.1.5 is too old)
 #   CNI bridge $NODE_BRIDGE               $NODE_IP/24 = the node's IP; pods get 10.244.0.2-254
 #                                         (host-local IPAM, portmap, loopback; config in
 #                                         $STATE/node/cni, plugins from Debian's
@@ -23,7 +24,7 @@ NODE_SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.
   vm.overcommit_memory kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes
   net.ipv4.conf.all.route_localnet)
 NODE_OWNER_FILE="$STATE_ROOT/.node-owner"
-NODE_APT_PACKAGES="runc containernetworking-plugins iptables iproute2 conntrack gcc libc6-dev"
+NODE_APT_PACKAGES="containernetworking-plugins iptables iproute2 conntrack gcc libc6-dev libseccomp-dev pkg-config"
 
 node_name() { echo "syncmesh-$NAME"; }
 node_dir() { echo "$STATE/node"; }
@@ -35,7 +36,8 @@ ctr_cmd() { "$BIN/ctr" --address "$(containerd_sock)" --namespace k8s.io "$@"; }
 node_preflight() {
   [[ $(id -u) == 0 ]] || die "--node needs root (bridge, iptables, mounts, cgroups)"
   local missing=() c
-  for c in runc iptables ip conntrack gcc; do command -v "$c" >/dev/null || missing+=("$c"); done
+  for c in iptables ip conntrack gcc pkg-config; do command -v "$c" >/dev/null || missing+=("$c"); done
+  [[ -f /usr/include/seccomp.h ]] || missing+=(libseccomp-dev)
   for c in bridge host-local loopback portmap; do [[ -x /usr/lib/cni/$c ]] || missing+=("cni:$c"); done
   [[ ${#missing[@]} == 0 ]] ||
     die "--node needs ${missing[*]} (apt-get install $NODE_APT_PACKAGES)"
@@ -84,7 +86,7 @@ write_containerd_config() {
   local d="$STATE/node/containerd"
   cat > "$d/config.toml" <<EOF
 # containerd for node instance '$NAME' (tests/k8s/node.sh); everything under $d.
-version = 3
+version = 4
 root = '$d/root'
 state = '$d/state'
 disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.snapshotter.v1.blockfile',
@@ -104,13 +106,16 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.snapshotter.v1.bl
       sandbox = '$PAUSE_IMAGE'
   [plugins.'io.containerd.cri.v1.runtime']
     netns_mounts_under_state_dir = true
+    # This host's root lacks CAP_SYS_RESOURCE, so a negative oom_score_adj (pause: -998,
+    # Guaranteed pods: -997) cannot be set; clamp to our own (0) instead of failing every pod.
+    restrict_oom_score_adj = true
     cdi_spec_dirs = []
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
       default_runtime_name = 'runc'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
         runtime_type = 'io.containerd.runc.v2'
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          BinaryName = '$(command -v runc)'
+          BinaryName = '$BIN/runc'
           SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = ['/usr/lib/cni']
