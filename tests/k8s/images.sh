@@ -15,6 +15,8 @@
 #         --add HOST[:PATH]   add another host file (or a directory's files), at PATH or at
 #                             the same path; its libraries are added too when it is an ELF
 #         --out FILE          write the OCI archive to FILE and do not import it
+#         --strip             pack a copy without debug symbols (`strip`): debug builds of
+#                             Rust binaries shrink several-fold
 #   tests/k8s/images.sh import ARCHIVE           import an OCI archive
 #   tests/k8s/images.sh list                     the images in the instance's k8s.io namespace
 #
@@ -97,7 +99,7 @@ cmd_pause() {
 
 cmd_binary() {
   [[ ${#ARGS[@]} -ge 2 ]] || die "usage: images.sh binary IMAGE:TAG BINARY [--user U] [--add HOST[:PATH]] [--out FILE] [-- ARGS...]"
-  local ref bin user=65532:65532 out="" name i a files=() args=() adds=() host path f
+  local ref bin user=65532:65532 out="" name i a files=() args=() adds=() host path f strip=0
   ref=$(normalise "${ARGS[0]}"); bin=$(readlink -f "${ARGS[1]}")
   [[ -x "$bin" && -f "$bin" ]] || die "not an executable file: ${ARGS[1]}"
   i=2
@@ -107,13 +109,22 @@ cmd_binary() {
       --user) user=${ARGS[$((i+1))]}; i=$((i+2)) ;;
       --out) out=${ARGS[$((i+1))]}; i=$((i+2)) ;;
       --add) adds+=("${ARGS[$((i+1))]}"); i=$((i+2)) ;;
+      --strip) strip=1; i=$((i+1)) ;;
       --) args=("${ARGS[@]:$((i+1))}"); break ;;
       *) die "unknown option '$a'" ;;
     esac
   done
   [[ "$user" == *:* ]] || user="$user:$user"
   name=$(basename "$bin")
-  files+=(--file "$bin:/usr/local/bin/$name:0755")
+  mkdir -p "$IMAGES"
+  if [[ $strip == 1 ]]; then
+    STRIPPED="$IMAGES/.strip-$name.$$"
+    trap 'rm -f "$STRIPPED"' EXIT
+    strip -o "$STRIPPED" "$bin" || die "strip $bin failed"
+    files+=(--file "$STRIPPED:/usr/local/bin/$name:0755")
+  else
+    files+=(--file "$bin:/usr/local/bin/$name:0755")
+  fi
   local libs=() l
   mapfile -t libs < <(libs_of "$bin")
   for a in "${adds[@]}"; do
