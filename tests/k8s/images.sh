@@ -67,7 +67,9 @@ import_archive() { # import_archive FILE NAME
   log "importing $2 into containerd of instance '$NAME' (namespace k8s.io)"
   ctr_k8s images import --platform linux/amd64 "$1" >&2 ||
     die "import failed (is instance '$NAME' up with --node?)"
-  ctr_k8s images ls -q | grep -qxF "$2" || die "imported, but $2 is not listed"
+  local listed  # not `ctr ... | grep -q`: grep exits at the first match and ctr dies of SIGPIPE
+  listed=$(ctr_k8s images ls -q 2>/dev/null) || die "cannot list the images"
+  grep -qxF "$2" <<<"$listed" || die "imported, but $2 is not listed"
 }
 
 # libs_of FILE: the shared objects FILE loads (from ldd), the dynamic loader included.
@@ -163,6 +165,6 @@ case "$CMD" in
   pause) cmd_pause "${ARGS[@]}" ;;
   binary) cmd_binary ;;
   import) [[ ${#ARGS[@]} -eq 1 ]] || die "usage: images.sh import ARCHIVE"; ctr_k8s images import --platform linux/amd64 "${ARGS[0]}" ;;
-  list) ctr_k8s images ls -q ;;
+  list) ctr_k8s images ls -q 2>/dev/null ;;
   *) die "unknown command '$CMD' (try --help)" ;;
 esac

@@ -273,12 +273,16 @@ node_running() {
 # Delete every pod through the API so that the kubelet stops them the normal way (CNI DEL
 # releases addresses and portmap rules); the controllers must be stopped first.
 node_drain() {
-  local deadline=$((SECONDS + 30)) left
+  local deadline=$((SECONDS + 30)) left start=$SECONDS
   api_ready 2>/dev/null && is_ours "$(pid_of kubelet)" && is_ours "$(pid_of containerd)" || return 0
+  left=$(ctr_cmd tasks ls -q 2>/dev/null | wc -l)
+  (( left > 0 )) || return 0
+  log "deleting every pod ($left containers, pause included, running)"
   "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" delete pods --all --all-namespaces \
     --grace-period=0 --force --wait=false --request-timeout=10s >/dev/null 2>&1 || true
   while left=$(ctr_cmd tasks ls -q 2>/dev/null | wc -l) && (( left > 0 && SECONDS < deadline )); do sleep 0.5; done
-  (( left == 0 )) || log "$left containers still running after 30s; killing them"
+  if (( left == 0 )); then log "pods stopped by the kubelet in $((SECONDS - start))s"
+  else log "$left containers still running after 30s; killing them"; fi
 }
 
 # Stop what is left without the kubelet: kill tasks, the shims, unmount, and undo host changes.
