@@ -109,6 +109,7 @@ spec:
   selector: {app: shop}
   ports:
   - {name: redis, port: 6379}
+  - {name: admin, port: 9379}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -224,6 +225,12 @@ pod_clusterip() {
   echo "$out"; grep -q PONG <<<"$out"
 }
 check "the ClusterIP Service reaches a pod from a pod (by DNS name)" eventually 30 pod_clusterip || true
+apiserver_to_pod() {
+  local out
+  out=$(k get --raw "/api/v1/namespaces/$NS/services/http:redis:admin/proxy/readyz" 2>&1) || { echo "$out"; return 1; }
+  echo "$out"
+}
+check "the apiserver reaches pod IPs through a Service (as it calls a webhook Service)" eventually 30 apiserver_to_pod || true
 pod_apiserver() { in_app sh -c 'echo | busybox nc -w 2 10.96.0.1 443'; }
 check "the kubernetes Service (10.96.0.1:443) reaches the apiserver from a pod" eventually 30 pod_apiserver || true
 
