@@ -383,6 +383,7 @@ stop_component() { # stop_component NAME: TERM, then KILL after 10 s
 
 stop_all() {
   local c
+  load_ports || true   # the node's teardown talks to the apiserver
   if is_node_instance; then node_down; fi
   for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_component "$c"; done
   return 0

@@ -262,6 +262,8 @@ down_clean() {
   ! grep -qF "$STATE_DIR/" /proc/self/mounts || { echo "mounts left"; return 1; }
   ! pgrep -f "$STATE_DIR/" >/dev/null || { echo "processes left: $(pgrep -af "$STATE_DIR/")"; return 1; }
   ! ls -d /sys/fs/cgroup/*/kubepods >/dev/null 2>&1 || { echo "cgroups left"; return 1; }
+  ! ls /var/lib/cni/results/"syncmesh-$NAME"-* >/dev/null 2>&1 || { echo "CNI results left (no CNI DEL)"; return 1; }
+  ! find /var/log/containers -lname "$STATE_DIR/*" 2>/dev/null | grep -q . || { echo "log links left"; return 1; }
   [[ ! -d "$STATE_DIR" ]]
 }
-check "cluster.sh down stops everything and leaves no bridge, iptables chains, mounts, processes or cgroups" down_clean || true
+check "cluster.sh down stops every pod through the kubelet and leaves no bridge, iptables chain, mount, process, cgroup or host file" down_clean || true

@@ -65,6 +65,39 @@ node_pki() {
   kubeconfig "$STATE/kube-proxy.kubeconfig" system:kube-proxy kube-proxy
 }
 
+# Host paths that the kubelet, containerd's shims and libcni use whatever they are told
+# (/var/lib/kubelet/device-plugins, /var/log/containers, /var/lib/cni/results, /run/containerd/s):
+# `up` notes which of them did not exist, `down` removes our entries and those directories.
+NODE_HOST_DIRS=(/var/lib/kubelet /var/log/containers /var/lib/cni /run/containerd)
+node_note_host_dirs() {
+  local h
+  for h in "${NODE_HOST_DIRS[@]}"; do [[ -e "$h" ]] || echo "$h"; done > "$STATE/node/host-dirs.created"
+}
+node_cleanup_host_dirs() {
+  local f id sock
+  for f in /var/log/containers/*.log; do
+    [[ -L "$f" && "$(readlink "$f")" == "$STATE/"* ]] && rm -f "$f"
+  done
+  for f in /var/lib/cni/results/"syncmesh-$NAME"-*-eth0; do
+    [[ -e "$f" ]] || continue
+    id=${f#/var/lib/cni/results/syncmesh-"$NAME"-}; id=${id%-eth0}
+    rm -f "$f" "/var/lib/cni/results/cni-loopback-$id-lo"
+  done
+  # Shim sockets: /run/containerd/s/<hash>; one that no process has bound any more is stale.
+  for sock in /run/containerd/s/*; do
+    [[ -S "$sock" ]] || continue
+    grep -qF " $sock" /proc/net/unix || rm -f "$sock"
+  done
+  [[ -f "$STATE/node/host-dirs.created" ]] || return 0
+  while IFS= read -r f; do
+    case "$f" in
+      /var/lib/kubelet) rm -rf "$f" ;;   # only our kubelet's device-plugin socket and checkpoint
+      ?*) find "$f" -depth -type d -empty -delete 2>/dev/null ;;
+    esac
+  done < "$STATE/node/host-dirs.created"
+  return 0
+}
+
 node_save_sysctls() {
   local s f
   for s in "${NODE_SYSCTLS[@]}"; do
@@ -116,6 +149,7 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.snapshotter.v1.bl
         runtime_type = 'io.containerd.runc.v2'
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
           BinaryName = '$BIN/runc'
+          Root = '$d/runc'
           SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = ['/usr/lib/cni']
@@ -238,6 +272,7 @@ node_up() {
   mkdir -p "$d/containerd" "$d/kubelet" "$d/pod-logs"
   echo "$NAME" > "$NODE_OWNER_FILE"
   node_save_sysctls
+  node_note_host_dirs
   # Forwarding: a pod reaching a Service whose endpoint is another pod on the same bridge is
   # DNATed and routed back out of the bridge; br_netfilter makes bridged traffic see iptables.
   [[ -d /proc/sys/net/bridge ]] || modprobe br_netfilter 2>/dev/null ||
@@ -309,6 +344,7 @@ node_cleanup() {
   node_cleanup_iptables
   node_cleanup_cgroups
   node_restore_sysctls
+  node_cleanup_host_dirs
   [[ "$(cat "$NODE_OWNER_FILE" 2>/dev/null)" == "$NAME" ]] && rm -f "$NODE_OWNER_FILE"
   return 0
 }
