@@ -130,6 +130,7 @@ build_group() {
   # error should not fail CI (what was compiled before the error stays cached).
   local attempt
   for attempt in 1 2; do
+    # shellcheck disable=SC2086 # $pkgs is a space-separated package list
     if ( cd "$mod" && env CGO_ENABLED="${BUILD_CGO:-0}" GOWORK=off GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
           nice -n "${SYNCMESH_BUILD_NICE:-0}" "$go" build -tags="$tags" -ldflags="$ldflags" -o "$tmp/" $pkgs ) >&2; then
       break

@@ -169,7 +169,7 @@ sidecar_native() {
   # sidecar (restartPolicy: Always) keeps running next to it, and started before it.
   out=$(k -n "$NS" get pods -l app=shop -o jsonpath='{range .items[*]}{.status.initContainerStatuses[0].name}:{.status.initContainerStatuses[0].started}:{.status.initContainerStatuses[0].ready}:{.status.initContainerStatuses[0].state.running.startedAt} {.status.containerStatuses[0].name}:{.status.containerStatuses[0].state.running.startedAt}{"\n"}{end}')
   echo "$out"
-  local line side app
+  local side app
   [[ $(wc -l <<<"$out") -eq 2 ]] || return 1
   while read -r side app; do
     [[ "$side" == syncmesh:true:true:* && "$app" == app:?* ]] || return 1

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The node mode of tests/k8s/cluster.sh (`up --node`): a real Kubernetes node on this machine,
 # so pods run. Sourced by cluster.sh (it uses its variables and helpers); not run on its own.
 #
@@ -337,9 +338,9 @@ node_cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   # Mounts under the state dir (rootfs overlays, pod volumes, netns), deepest first.
-  for m in $(awk -v p="$d/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+  while IFS= read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
-  done
+  done < <(awk -v p="$d/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r)
   ip link del "$NODE_BRIDGE" 2>/dev/null || true
   node_cleanup_iptables
   node_cleanup_cgroups
