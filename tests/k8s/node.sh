@@ -93,7 +93,7 @@ node_cleanup_host_dirs() {
   while IFS= read -r f; do
     case "$f" in
       /var/lib/kubelet) rm -rf "$f" ;;   # only our kubelet's device-plugin socket and checkpoint
-      ?*) find "$f" -depth -type d -empty -delete 2>/dev/null ;;
+      ?*) [[ -d "$f" ]] && find "$f" -depth -type d -empty -delete 2>/dev/null || true ;;
     esac
   done < "$STATE/node/host-dirs.created"
   return 0
