@@ -3,7 +3,7 @@
 # so pods run. Sourced by cluster.sh (it uses its variables and helpers); not run on its own.
 #
 #   containerd (+ runc, the CRI plugin)  state in $STATE/node/containerd, its own socket; runc
-#                                         built from source (Debian's 1.1.5 is too old)
+#                                         1.5.2 built from source (Debian's 1.1.5 predates OCI spec 1.3)
 #   CNI bridge $NODE_BRIDGE               $NODE_IP/24 = the node's IP; pods get 10.244.0.2-254
 #                                         (host-local IPAM, portmap, loopback; config in
 #                                         $STATE/node/cni, plugins from Debian's

@@ -1,7 +1,9 @@
 // Wrapper module that builds runc, the OCI runtime under containerd in the node mode of
-// tests/k8s/cluster.sh. Debian 12's runc 1.1.5 (and crun 1.8.1) cannot run the OCI spec
-// that containerd 2.4 writes ("can't get final child's PID from pipe", "unknown version").
-// runc needs cgo (its nsenter C code) and libseccomp (seccomp profiles, e.g. RuntimeDefault).
+// tests/k8s/cluster.sh: a runc of containerd 2.4's time (OCI spec 1.3). Debian 12's runc
+// 1.1.5 (spec 1.0.2, 2023) happens to start a simple pod once oom_score_adj is clamped,
+// but is not what containerd 2.4 is tested with; Debian's crun 1.8.1 refuses the spec
+// ("unknown version specified"). runc needs cgo (its nsenter C code) and libseccomp
+// (seccomp profiles, e.g. RuntimeDefault).
 module syncmesh.io/tests/k8s/runc
 
 go 1.26.0
