@@ -56,6 +56,7 @@ suite fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 suite k8s bash tests/k8s/smoke.sh
 suite operator bash tests/k8s/operator.sh
 suite node bash tests/k8s/node-smoke.sh
+suite e2e bash tests/k8s/e2e.sh
 
 if ((failed > 0)); then
     echo "failed suites: ${failed_names[*]}"

@@ -35,8 +35,8 @@ use status::{MeshView, Observed};
 pub const FIELD_MANAGER: &str = "syncmesh-operator";
 /// How often a healthy database is looked at again (certificate renewal, member health).
 const RESYNC: Duration = Duration::from_secs(60);
-/// How often while members or durable replicas are not all ready.
-const RESYNC_UNSETTLED: Duration = Duration::from_secs(10);
+/// How often while members or durable replicas are not all ready, or the mesh is not formed.
+const RESYNC_UNSETTLED: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -283,7 +283,12 @@ async fn apply(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
         info!(database = %name, %namespace, "ready");
     }
 
-    let settled = new_status.members.ready == new_status.members.injected && durable_ready >= wanted;
+    // Members connect to each other moments after they turn ready: look again soon until the
+    // mesh is formed, since no pod event will say when it is.
+    let mesh_formed = new_status.conditions.iter().any(|c| c.type_ == "MeshFormed" && c.status == "True");
+    let settled = new_status.members.ready == new_status.members.injected
+        && durable_ready >= wanted
+        && (mesh_formed || new_status.members.ready == 0);
     Ok(Action::requeue(if settled { RESYNC } else { RESYNC_UNSETTLED }))
 }
 
