@@ -7,8 +7,10 @@
 # Suites: lint (fmt + clippy), cargo (unit, property and Rust-client tests), compat (redis-py
 # against redis-server side by side), cli (redis-cli), faults (fault injection against a mesh in
 # network namespaces: FAULT_RUNS random seeds, or FAULT_SEEDS=1,2, of FAULT_SECONDS each; needs
-# root), fuzz (bounded cargo-fuzz runs), k8s (the control-plane smoke test). The last line is
-# "suites: N passed, M failed".
+# root), fuzz (bounded cargo-fuzz runs), k8s (the control-plane smoke test), operator (CRD,
+# chart, reconciler and webhook against a real kube-apiserver), node (a control plane with a
+# real node: the replica as a native sidecar in running pods, cluster DNS, Services). The last
+# line is "suites: N passed, M failed".
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -65,6 +67,9 @@ faults() {
 suite faults faults
 suite fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 suite k8s bash tests/k8s/smoke.sh
+suite operator bash tests/k8s/operator.sh
+suite node bash tests/k8s/node-smoke.sh
+suite e2e bash tests/k8s/e2e.sh
 
 if ((failed > 0)); then
     echo "failed suites: ${failed_names[*]}"

@@ -106,6 +106,15 @@ fn refresh_gauges(server: &Server) {
         m.mesh_updates_sent.set(mesh.updates_sent.load(Ordering::Relaxed) as i64);
         m.mesh_snapshots_sent.set(mesh.snapshots_sent.load(Ordering::Relaxed) as i64);
     }
+    if let (Some(storage), Some(st)) = (store.storage.as_ref(), &server.storage_status) {
+        let m = &server.metrics;
+        m.aof_size.set((st.log_size.load(Ordering::Relaxed) + st.base_size.load(Ordering::Relaxed)) as i64);
+        m.aof_records_written.set(storage.appended() as i64);
+        m.aof_records_fsynced.set(storage.durability.synced() as i64);
+        m.aof_rewrites.set(st.rewrites.load(Ordering::Relaxed) as i64);
+        m.aof_write_ok.set(!server.log_failing() as i64);
+        m.aof_last_rewrite_ok.set(st.last_rewrite_ok.load(Ordering::Relaxed) as i64);
+    }
     drop(store);
     server.metrics.memory_used.set(crate::server::allocated_bytes() as i64);
 }
@@ -131,5 +140,12 @@ pub fn status_json(server: &Server) -> serde_json::Value {
         "peers": peers,
         "mesh": server.mesh.is_some(),
         "version_vector": vv,
+        "persistence": server.storage_status.as_ref().map(|st| serde_json::json!({
+            "data_dir": server.config.data_dir,
+            "appendfsync": server.config.appendfsync.as_str(),
+            "last_save_unix": st.last_save_unix.load(Ordering::Relaxed),
+            "rewrite_in_progress": st.rewrite_in_progress.load(Ordering::Relaxed),
+            "write_ok": !server.log_failing(),
+        })),
     })
 }

@@ -6,9 +6,9 @@ use clap::{Parser, ValueEnum};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AppendFsync {
-    /// fsync after every write before acknowledging it.
+    /// fsync before a write is acknowledged (one fsync covers every write waiting for it).
     Always,
-    /// fsync once per second (up to a second of acknowledged writes at risk on power loss).
+    /// fsync once per second (about a second of acknowledged writes at risk on power loss).
     Everysec,
     /// never fsync explicitly; the operating system flushes when it likes.
     No,
@@ -78,6 +78,11 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
+    /// Seconds between checks of the TLS files: a renewed certificate or CA bundle (a Secret
+    /// the kubelet updated) is used by new mesh connections without a restart.
+    #[arg(long, env = "SYNCMESH_TLS_RELOAD_SECS", default_value_t = 10)]
+    pub tls_reload_secs: u64,
+
     /// Address peers should dial to reach this replica's mesh port (HOST:PORT); by default the
     /// address a peer sees the connection come from, with --mesh-port.
     #[arg(long, env = "SYNCMESH_ADVERTISE_ADDR")]
@@ -106,14 +111,20 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_MESH_INSECURE")]
     pub mesh_insecure: bool,
 
-    /// Directory for the append-only log and snapshots; absent: memory only. (Not implemented
-    /// yet: accepted, and the replica warns that it keeps its data in memory.)
+    /// Directory for the append-only log and snapshots: a replica restarted on it keeps its
+    /// identity and data and catches up from peers on what it missed. Absent: memory only (a
+    /// restarted replica is a new member and bootstraps from its peers).
     #[arg(long, env = "SYNCMESH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// When the append-only log is fsynced.
+    /// When the append-only log is fsynced (see docs/durability.md).
     #[arg(long, env = "SYNCMESH_APPENDFSYNC", value_enum, default_value_t = AppendFsync::Everysec)]
     pub appendfsync: AppendFsync,
+
+    /// The log is compacted into a snapshot once it is larger than this and than the last
+    /// snapshot (as Redis's auto-aof-rewrite-min-size with auto-aof-rewrite-percentage 100).
+    #[arg(long, env = "SYNCMESH_AOF_REWRITE_MIN_SIZE", default_value = "64mb", value_parser = parse_memory)]
+    pub aof_rewrite_min_size: u64,
 
     /// Memory limit in bytes (suffixes kb, mb, gb accepted); past it writes get -OOM and reads
     /// keep working. 0 = no limit.

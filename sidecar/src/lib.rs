@@ -5,6 +5,8 @@
 //! - [`resp`]: the Redis protocol.
 //! - [`commands`]: one file per command family.
 //! - [`server`]: listeners, connections, the store and its watchers.
+//! - [`mesh`]: peers, replication and snapshots.
+//! - [`storage`]: the data directory: append-only log, snapshots, recovery.
 //! - [`admin`]: the HTTP admin port.
 
 pub mod admin;
@@ -16,3 +18,4 @@ pub mod mesh;
 pub mod metrics;
 pub mod resp;
 pub mod server;
+pub mod storage;

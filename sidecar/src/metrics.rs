@@ -25,6 +25,12 @@ pub struct Metrics {
     pub mesh_snapshots_sent: IntGauge,
     pub tombstones: IntGauge,
     pub log_entries: IntGauge,
+    pub aof_size: IntGauge,
+    pub aof_records_written: IntGauge,
+    pub aof_records_fsynced: IntGauge,
+    pub aof_rewrites: IntGauge,
+    pub aof_write_ok: IntGauge,
+    pub aof_last_rewrite_ok: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -102,6 +108,19 @@ impl Metrics {
         let tombstones =
             gauge("syncmesh_tombstones_pending_gc", "Deleted keys whose metadata awaits causal stability");
         let log_entries = gauge("syncmesh_replication_log_entries", "Updates held in the replication log");
+        let aof_size =
+            gauge("syncmesh_aof_size_bytes", "Bytes of the data directory's snapshot and log segments");
+        let aof_records_written =
+            gauge("syncmesh_aof_records_written", "Log records handed to the operating system since start");
+        let aof_records_fsynced = gauge(
+            "syncmesh_aof_records_fsynced",
+            "Log records known to be fsynced since start (0 under appendfsync no)",
+        );
+        let aof_rewrites =
+            gauge("syncmesh_aof_rewrites", "Compactions of the log into a snapshot since start");
+        let aof_write_ok =
+            gauge("syncmesh_aof_write_ok", "1 while writing and fsyncing the log works, 0 while it fails");
+        let aof_last_rewrite_ok = gauge("syncmesh_aof_last_rewrite_ok", "1 if the last compaction succeeded");
         for m in [
             Box::new(calls) as Box<dyn prometheus::core::Collector>,
             Box::new(latency),
@@ -121,6 +140,12 @@ impl Metrics {
             Box::new(mesh_snapshots_sent.clone()),
             Box::new(tombstones.clone()),
             Box::new(log_entries.clone()),
+            Box::new(aof_size.clone()),
+            Box::new(aof_records_written.clone()),
+            Box::new(aof_records_fsynced.clone()),
+            Box::new(aof_rewrites.clone()),
+            Box::new(aof_write_ok.clone()),
+            Box::new(aof_last_rewrite_ok.clone()),
         ] {
             registry.register(m).expect("unique metric");
         }
@@ -143,6 +168,12 @@ impl Metrics {
             mesh_snapshots_sent,
             tombstones,
             log_entries,
+            aof_size,
+            aof_records_written,
+            aof_records_fsynced,
+            aof_rewrites,
+            aof_write_ok,
+            aof_last_rewrite_ok,
         }
     }
 

@@ -119,3 +119,67 @@ fn replicas_with_the_database_ca_replicate_and_a_foreign_certificate_is_refused(
     assert_eq!(rogue.client().get::<_, Option<String>>("from-a").unwrap(), None, "the rogue was let in");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Copies `issuer`'s certificate `name` and the given trust bundle into `live/`, the files a
+/// replica was started with (as the kubelet updates a mounted Secret).
+fn install(dir: &Path, live: &Path, bundle: &[&str], issuer: &str, name: &str) {
+    std::fs::create_dir_all(live).unwrap();
+    let bundle: String =
+        bundle.iter().map(|ca| std::fs::read_to_string(dir.join(ca).join("ca.crt")).unwrap()).collect();
+    // Write next to the target and rename, so a reload never sees a half-written file.
+    let put = |file: &str, data: String| {
+        let tmp = live.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, data).unwrap();
+        std::fs::rename(&tmp, live.join(file)).unwrap();
+    };
+    put("ca.crt", bundle);
+    put("tls.crt", std::fs::read_to_string(dir.join(issuer).join(format!("{name}.crt"))).unwrap());
+    put("tls.key", std::fs::read_to_string(dir.join(issuer).join(format!("{name}.key"))).unwrap());
+}
+
+#[test]
+fn renewed_certificates_and_a_rotated_ca_are_used_without_a_restart() {
+    let dir = std::env::temp_dir().join(format!("syncmesh-tls-rotate-{}", std::process::id()));
+    make_ca(&dir, "old-ca", &["a", "b"]);
+    make_ca(&dir, "new-ca", &["a", "b", "c"]);
+    let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let seeds = ports.iter().map(|p| format!("127.0.0.1:{}", p.2)).collect::<Vec<_>>().join(",");
+    let start = |i: usize, live: &Path| {
+        let file = |f: &str| live.join(f).to_str().unwrap().to_string();
+        let (ca, cert, key) = (file("ca.crt"), file("tls.crt"), file("tls.key"));
+        let args = [
+            "--tls-ca",
+            &ca,
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--peers",
+            &seeds,
+            "--tls-reload-secs",
+            "1",
+        ];
+        ReplicaProcess::start_on(ports[i], &args)
+    };
+    // a and b run with the old CA; c only knows the new one, so it cannot join them yet.
+    let (live_a, live_b, live_c) = (dir.join("live-a"), dir.join("live-b"), dir.join("live-c"));
+    install(&dir, &live_a, &["old-ca"], "old-ca", "a");
+    install(&dir, &live_b, &["old-ca"], "old-ca", "b");
+    install(&dir, &live_c, &["new-ca"], "new-ca", "c");
+    let a = start(0, &live_a);
+    let b = start(1, &live_b);
+    let c = start(2, &live_c);
+    let _: () = a.client().set("before", "1").unwrap();
+    converge(&[&a, &b], Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.client().get::<_, Option<String>>("before").unwrap(), None, "c joined with a foreign CA");
+
+    // The rotation: a and b trust both CAs and get certificates from the new one, in place.
+    install(&dir, &live_a, &["new-ca", "old-ca"], "new-ca", "a");
+    install(&dir, &live_b, &["new-ca", "old-ca"], "new-ca", "b");
+    let _: () = c.client().set("from-c", "1").unwrap();
+    converge(&[&a, &b, &c], Duration::from_secs(30));
+    assert_eq!(c.client().get::<_, Option<String>>("before").unwrap().as_deref(), Some("1"));
+    assert_eq!(a.client().get::<_, Option<String>>("from-c").unwrap().as_deref(), Some("1"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Bounded cargo-fuzz runs of every fuzz target (the RESP parser, the command layer).
+# Bounded cargo-fuzz runs of every fuzz target (`cargo fuzz list`: the RESP parser, the command
+# layer, the mesh decoder, the data directory's log and snapshot readers), SECONDS each.
 #
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET]     default 30
 #

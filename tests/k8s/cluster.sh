@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # SyncMesh local Kubernetes control plane: etcd + kube-apiserver +
 # kube-controller-manager + kube-scheduler on loopback, built from source
-# (Go modules under tests/k8s/go/) and cached outside the clone.
+# (Go modules under tests/k8s/go/) and cached outside the clone. With --node it
+# also runs a real node on this machine (containerd + runc, CNI bridge, kubelet,
+# kube-proxy, CoreDNS), so pods run (root only, one node instance at a time).
 #
-#   tests/k8s/cluster.sh build            build/cache the binaries only
-#   tests/k8s/cluster.sh up               start (idempotent), print `export KUBECONFIG=...`
+#   tests/k8s/cluster.sh build [--node]   build/cache the binaries only
+#   tests/k8s/cluster.sh up [--node]      start (idempotent), print `export KUBECONFIG=...`
 #   tests/k8s/cluster.sh env              print the exports for a running instance
 #   tests/k8s/cluster.sh down [--keep]    stop everything `up` started (and delete its state)
 #   tests/k8s/cluster.sh status           show processes, ports and log files
@@ -13,10 +15,12 @@
 #   tests/k8s/cluster.sh exec -- CMD...   run CMD with the instance's env exported; an instance
 #                                         that exec brought up is taken down when CMD ends
 #   tests/k8s/cluster.sh bin              print the directory holding the cached binaries
+#   tests/k8s/cluster.sh ctr ARGS...      run ctr against the node's containerd (namespace k8s.io)
 #
 # Options (before or after the command):
 #   --name NAME   instance name (default: $SYNCMESH_K8S_NAME or "default"); each
 #                 instance has its own state dir and ports, so several can run at once.
+#   --node        (build, up, exec) also the node; SYNCMESH_K8S_NODE=1 does the same.
 #
 # Environment:
 #   SYNCMESH_CACHE            binary cache root (default: $HOME/.cache/syncmesh)
@@ -41,17 +45,19 @@ die() { log "ERROR: $*"; exit 1; }
 NAME=${SYNCMESH_K8S_NAME:-default}
 CMD=""
 KEEP=0
+NODE=${SYNCMESH_K8S_NODE:-0}
 ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --name) [[ $# -ge 2 ]] || die "--name needs a value"; NAME=$2; shift 2 ;;
     --name=*) NAME=${1#--name=}; shift ;;
     --keep) KEEP=1; shift ;;
+    --node) NODE=1; shift ;;
     -h|--help|help) usage; exit 0 ;;
     *)
       if [[ -z "$CMD" ]]; then CMD=$1; else ARGS+=("$1"); fi
       shift
-      if [[ "$CMD" == kubectl || "$CMD" == exec ]]; then
+      if [[ "$CMD" == kubectl || "$CMD" == ctr || "$CMD" == exec ]]; then
         [[ "$CMD" == exec && "${1:-}" == -- ]] && shift
         ARGS+=("$@"); break
       fi
@@ -68,7 +74,11 @@ modver() { # modver FILE MODULE -> version required in FILE
 K8S_VERSION=$(modver "$GO_DIR/kubernetes/go.mod" k8s.io/kubernetes)
 ETCD_VERSION=$(modver "$GO_DIR/etcd/go.mod" go.etcd.io/etcd/server/v3)
 HELM_VERSION=$(modver "$GO_DIR/helm/go.mod" helm.sh/helm/v4)
-[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$HELM_VERSION" ]] || die "cannot read versions from $GO_DIR/*/go.mod"
+CONTAINERD_VERSION=$(modver "$GO_DIR/containerd/go.mod" github.com/containerd/containerd/v2)
+COREDNS_VERSION=$(modver "$GO_DIR/coredns/go.mod" github.com/coredns/coredns)
+RUNC_VERSION=$(modver "$GO_DIR/runc/go.mod" github.com/opencontainers/runc)
+[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$HELM_VERSION" && -n "$CONTAINERD_VERSION" && -n "$COREDNS_VERSION" && -n "$RUNC_VERSION" ]] ||
+  die "cannot read versions from $GO_DIR/*/go.mod"
 
 CACHE_ROOT=${SYNCMESH_CACHE:-${HOME:-/root}/.cache/syncmesh}
 CACHE_DIR="$CACHE_ROOT/k8s-$K8S_VERSION"
@@ -80,6 +90,15 @@ SERVICE_CIDR=10.96.0.0/16
 SERVICE_IP=10.96.0.1          # first address of SERVICE_CIDR: the `kubernetes` Service
 SA_ISSUER=https://kubernetes.default.svc.cluster.local
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+# The node (tests/k8s/node.sh): pods on a bridge with this subnet; the bridge's own address
+# is the node's IP, where the kubelet, CoreDNS and (for pods) the apiserver listen.
+POD_CIDR=10.244.0.0/24
+NODE_IP=10.244.0.1
+NODE_BRIDGE=syncmesh0
+NODE_COMPONENTS=(containerd kubelet kube-proxy coredns)
+PAUSE_IMAGE=syncmesh.local/pause:1.0   # the pod sandbox image; images.sh builds it (same name there)
+# shellcheck source=tests/k8s/node.sh
+source "$SCRIPT_DIR/node.sh"
 
 # ---------------------------------------------------------------- build
 find_go() {
@@ -89,12 +108,15 @@ find_go() {
   die "no Go toolchain found (set GO=/path/to/go)"
 }
 
-# build_group GROUP LDFLAGS TAGS OUTPUT-NAMES...  (packages come from the module's `tool` lines)
+# build_group GROUP MODULE LDFLAGS TAGS PACKAGES OUTPUT-NAMES...
+#   MODULE is a wrapper module under tests/k8s/go/; PACKAGES is "tool" (every `tool` line
+#   of its go.mod) or a space-separated list of packages. BUILD_CGO=1 builds with cgo.
 build_group() {
-  local group=$1 ldflags=$2 tags=$3; shift 3
-  local outs=("$@") mod="$GO_DIR/$group" go stamp want have=1 o tmp start
+  local group=$1 mod="$GO_DIR/$2" ldflags=$3 tags=$4 pkgs=$5; shift 5
+  local outs=("$@") go stamp want have=1 o tmp start
   go=$(find_go)
-  want=$( { cat "$mod/go.mod" "$mod/go.sum"; "$go" version; echo "$ldflags|$tags|cgo0|trimpath"; } | sha256sum | cut -c1-16)
+  want=$( { cat "$mod/go.mod" "$mod/go.sum"; [[ -f "$mod/main.go" ]] && cat "$mod/main.go"; "$go" version
+            [[ "$pkgs" == tool ]] || echo "$pkgs"; echo "$ldflags|$tags|cgo${BUILD_CGO:-0}|trimpath"; } | sha256sum | cut -c1-16)
   for o in "${outs[@]}"; do [[ -x "$BIN/$o" ]] || have=0; done
   stamp="$BIN/.stamp-$group"
   if [[ $have == 1 && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
@@ -108,14 +130,16 @@ build_group() {
   # error should not fail CI (what was compiled before the error stays cached).
   local attempt
   for attempt in 1 2; do
-    if ( cd "$mod" && env CGO_ENABLED=0 GOWORK=off GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
-          nice -n "${SYNCMESH_BUILD_NICE:-0}" "$go" build -tags="$tags" -ldflags="$ldflags" -o "$tmp/" tool ) >&2; then
+    # shellcheck disable=SC2086 # $pkgs is a space-separated package list
+    if ( cd "$mod" && env CGO_ENABLED="${BUILD_CGO:-0}" GOWORK=off GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
+          nice -n "${SYNCMESH_BUILD_NICE:-0}" "$go" build -tags="$tags" -ldflags="$ldflags" -o "$tmp/" $pkgs ) >&2; then
       break
     fi
     if [[ $attempt == 2 ]]; then rm -rf "$tmp"; die "go build of $group failed"; fi
     log "go build of $group failed; retrying once in 10s"; sleep 10
   done
-  # go names the etcd binary after go.etcd.io/etcd/server/v3 -> "server".
+  # go names a binary after its package's last element: go.etcd.io/etcd/server/v3 -> "server",
+  # the CoreDNS wrapper module (package ".") -> its module's last element, "coredns".
   if [[ $group == etcd && -x "$tmp/server" ]]; then mv "$tmp/server" "$tmp/etcd"; fi
   for o in "${outs[@]}"; do
     [[ -x "$tmp/$o" ]] || { ls -l "$tmp" >&2; rm -rf "$tmp"; die "build of $group did not produce $o"; }
@@ -133,16 +157,26 @@ ensure_binaries() {
     log "another cluster.sh is checking or building the binaries in $CACHE_DIR; waiting"
     flock 8
   fi
-  local start=$SECONDS kv ld p minor
+  local start=$SECONDS kv ld p minor k=k8s.io/kubernetes/cmd
   kv=${K8S_VERSION#v}; minor=$(cut -d. -f2 <<<"$kv")
   ld="-s -w"
   for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=${kv%%.*} -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  build_group kubernetes "$ld" "selinux,notest,grpcnotrace" kube-apiserver kube-controller-manager kube-scheduler kubectl
-  build_group etcd "-s -w" "grpcnotrace" etcd
-  build_group helm "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean" "" helm
+  build_group kubernetes kubernetes "$ld" "selinux,notest,grpcnotrace" \
+    "$k/kube-apiserver $k/kube-controller-manager $k/kube-scheduler $k/kubectl" \
+    kube-apiserver kube-controller-manager kube-scheduler kubectl
+  build_group etcd etcd "-s -w" "grpcnotrace" tool etcd
+  build_group helm helm "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean" "" tool helm
+  if [[ $NODE == 1 ]]; then
+    # The node: same wrapper module (and so the same dependency versions) as the control plane.
+    build_group kubernetes-node kubernetes "$ld" "selinux,notest,grpcnotrace" "$k/kubelet $k/kube-proxy" kubelet kube-proxy
+    build_group containerd containerd "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+      "no_btrfs,no_devmapper,no_zfs,urfave_cli_no_docs" tool containerd containerd-shim-runc-v2 ctr
+    build_group coredns coredns "-s -w" "grpcnotrace" . coredns
+    BUILD_CGO=1 build_group runc runc "-s -w -X main.version=${RUNC_VERSION#v}" "seccomp,urfave_cli_no_docs" tool runc
+  fi
   flock -u 8; exec 8>&-
   if (( SECONDS - start > 1 )); then log "binaries ready in $((SECONDS - start))s"; fi
 }
@@ -150,8 +184,9 @@ ensure_binaries() {
 # ---------------------------------------------------------------- helpers
 port_in_use() { (: </dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 
-# Reserve 5 consecutive-ish ports for this instance under a global lock, avoiding
-# ports that are listening and ports that other instances have reserved.
+# Reserve 10 consecutive ports for this instance under a global lock, avoiding ports
+# that are listening and ports that other instances have reserved (the last five are
+# the node's: CoreDNS readiness, kubelet, kubelet healthz, kube-proxy metrics and healthz).
 allocate_ports() {
   mkdir -p "$STATE_ROOT"
   exec 7>"$STATE_ROOT/.ports.lock"
@@ -165,7 +200,7 @@ allocate_ports() {
   reserved=$(cat "$STATE_ROOT"/*/ports 2>/dev/null | grep -v "^NAME=$NAME\$" | sed -n 's/^[A-Z_]*=\([0-9][0-9]*\)$/\1/p' | sort -u || true)
   while :; do
     ok=1
-    for p in $base $((base+1)) $((base+2)) $((base+3)) $((base+4)); do
+    for p in $(seq "$base" $((base + 9))); do
       if port_in_use "$p" || grep -qx "$p" <<<"$reserved"; then ok=0; break; fi
     done
     [[ $ok == 1 ]] && break
@@ -179,6 +214,11 @@ ETCD_PORT=$((base+1))
 ETCD_PEER_PORT=$((base+2))
 KCM_PORT=$((base+3))
 SCHED_PORT=$((base+4))
+DNS_READY_PORT=$((base+5))
+KUBELET_PORT=$((base+6))
+KUBELET_HEALTHZ_PORT=$((base+7))
+PROXY_METRICS_PORT=$((base+8))
+PROXY_HEALTHZ_PORT=$((base+9))
 EOF
   flock -u 7; exec 7>&-
 }
@@ -222,7 +262,7 @@ gen_pki() {
   ca etcd-ca "syncmesh-$NAME-etcd-ca"
   ca front-proxy-ca "syncmesh-$NAME-front-proxy-ca"
   cert apiserver kube-apiserver "" ca \
-    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$SERVICE_IP" serverAuth
+    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$SERVICE_IP,IP:$NODE_IP" serverAuth
   cert admin kubernetes-admin system:masters ca
   cert controller-manager system:kube-controller-manager "" ca
   cert scheduler system:kube-scheduler "" ca
@@ -319,6 +359,7 @@ running() { # all components alive and the apiserver ready
   load_ports || return 1
   local c
   for c in "${COMPONENTS[@]}"; do is_ours "$(pid_of "$c")" || return 1; done
+  if is_node_instance; then node_running || return 1; fi
   api_ready 2>/dev/null
 }
 
@@ -326,20 +367,28 @@ print_env() {
   echo "export KUBECONFIG=$STATE/kubeconfig"
   echo "export SYNCMESH_K8S_NAME=$NAME"
   echo "export SYNCMESH_K8S_BIN=$BIN"
+  if is_node_instance; then echo "export SYNCMESH_K8S_CONTAINERD=$(containerd_sock)"; fi
+}
+
+stop_component() { # stop_component NAME: TERM, then KILL after 10 s
+  local c=$1 pid _
+  pid=$(pid_of "$c")
+  if is_ours "$pid"; then
+    log "stopping $c (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do is_ours "$pid" || break; sleep 0.1; done
+    if is_ours "$pid"; then log "$c did not exit in 10s; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$STATE/$c.pid"
 }
 
 stop_all() {
-  local c pid _
-  for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    pid=$(pid_of "$c")
-    if is_ours "$pid"; then
-      log "stopping $c (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do is_ours "$pid" || break; sleep 0.1; done
-      if is_ours "$pid"; then log "$c did not exit in 10s; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
-    rm -f "$STATE/$c.pid"
-  done
+  local c
+  load_ports || true   # the node's teardown talks to the apiserver
+  # Called as the left side of `||`, node_down runs without errexit: teardown goes on past a
+  # step that fails, so one leftover does not leave every other one behind.
+  if is_node_instance; then node_down || log "the node's teardown reported an error (see above)"; fi
+  for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_component "$c"; done
   return 0
 }
 
@@ -356,13 +405,18 @@ cmd_up() {
   ensure_binaries
   lock_instance
   if running; then
+    if [[ $NODE == 1 ]] && ! is_node_instance; then
+      die "instance '$NAME' is running without a node; take it down first (cluster.sh --name $NAME down)"
+    fi
     log "instance '$NAME' already running (apiserver https://127.0.0.1:$API_PORT)"
     print_env; return 0
   fi
+  if [[ $NODE == 1 ]]; then node_preflight; fi
   if [[ -d "$STATE" ]]; then log "cleaning up stale state of instance '$NAME'"; stop_all; rm -rf "$STATE"; fi
   local start=$SECONDS
   UP_OK=0
   mkdir -p "$STATE/logs" "$STATE/etcd" "$STATE/kcm" "$STATE/scheduler"
+  if [[ $NODE == 1 ]]; then mkdir -p "$STATE/node"; fi
   chmod 700 "$STATE" "$STATE/etcd"
   # If anything below fails, stop what was started (state kept for the logs).
   trap '[[ $UP_OK == 1 ]] || { log "up failed; stopping what was started (logs kept in $STATE/logs)"; stop_all; }' EXIT
@@ -374,6 +428,21 @@ cmd_up() {
   kubeconfig "$STATE/controller-manager.kubeconfig" system:kube-controller-manager controller-manager
   kubeconfig "$STATE/scheduler.kubeconfig" system:kube-scheduler scheduler
   local p="$STATE/pki"
+  # Without a node the apiserver listens on loopback only, and the `kubernetes` Service has no
+  # endpoints (127.0.0.1 may not be one). With a node, pods must reach it: it listens on every
+  # address and advertises the node's IP, which the lease reconciler publishes as the endpoint.
+  local net_flags=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none)
+  if [[ $NODE == 1 ]]; then
+    node_pki
+    net_flags=(--bind-address=0.0.0.0 --advertise-address="$NODE_IP" --endpoint-reconciler-type=lease
+      --kubelet-client-certificate="$p/apiserver-kubelet-client.crt" --kubelet-client-key="$p/apiserver-kubelet-client.key"
+      --kubelet-certificate-authority="$p/ca.crt" --kubelet-preferred-address-types=InternalIP)
+    # The bridge must exist before anything binds the node's IP (the apiserver advertises it,
+    # CoreDNS and the kubelet listen on it); the CNI bridge plugin adopts it.
+    ip link add "$NODE_BRIDGE" type bridge
+    ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$NODE_BRIDGE"
+    ip link set "$NODE_BRIDGE" up
+  fi
 
   start_proc etcd "$BIN/etcd" \
     --name "$NAME" --data-dir "$STATE/etcd" \
@@ -386,7 +455,7 @@ cmd_up() {
   wait_for etcd "etcd /health" etcd_health
 
   start_proc kube-apiserver "$BIN/kube-apiserver" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    "${net_flags[@]}" --secure-port="$API_PORT" \
     --etcd-servers="https://127.0.0.1:$ETCD_PORT" --etcd-cafile="$p/etcd-ca.crt" \
     --etcd-certfile="$p/apiserver-etcd-client.crt" --etcd-keyfile="$p/apiserver-etcd-client.key" \
     --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
@@ -398,7 +467,6 @@ cmd_up() {
     --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,NodeRestriction,PodSecurity,Priority,RuntimeClass,StorageObjectInUseProtection,PersistentVolumeClaimResize,MutatingAdmissionPolicy,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook,ResourceQuota \
     --allow-privileged=true \
     --enable-aggregator-routing=true \
-    --endpoint-reconciler-type=none \
     --requestheader-client-ca-file="$p/front-proxy-ca.crt" \
     --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
@@ -430,6 +498,7 @@ cmd_up() {
   # The service-account and root-CA publisher controllers must have run before
   # pods can be admitted (ServiceAccount admission needs the `default` SA).
   wait_for kube-controller-manager "the default ServiceAccount and kube-root-ca.crt" default_sa_ready
+  if [[ $NODE == 1 ]]; then node_up; fi
   UP_OK=1; trap - EXIT INT TERM
   log "instance '$NAME' ready in $((SECONDS - start))s: Kubernetes $K8S_VERSION at https://127.0.0.1:$API_PORT (etcd $ETCD_VERSION on :$ETCD_PORT)"
   print_env
@@ -455,14 +524,19 @@ cmd_env() {
 
 cmd_status() {
   echo "instance:   $NAME"
-  echo "versions:   kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION"
+  echo "versions:   kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION (node: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CoreDNS $COREDNS_VERSION)"
   echo "binaries:   $BIN"
   echo "state:      $STATE"
   if ! load_ports; then echo "status:     down"; return 0; fi
   echo "apiserver:  https://127.0.0.1:$API_PORT (etcd :$ETCD_PORT, kcm :$KCM_PORT, scheduler :$SCHED_PORT)"
   echo "kubeconfig: $STATE/kubeconfig"
   local c pid
-  for c in "${COMPONENTS[@]}"; do
+  local comps=("${COMPONENTS[@]}")
+  if is_node_instance; then
+    comps+=("${NODE_COMPONENTS[@]}")
+    echo "node:       $(node_name) at $NODE_IP (bridge $NODE_BRIDGE, pods $POD_CIDR, DNS $NODE_IP:53), containerd $(containerd_sock)"
+  fi
+  for c in "${comps[@]}"; do
     pid=$(pid_of "$c")
     if is_ours "$pid"; then printf '  %-24s pid %-7s log %s\n' "$c" "$pid" "$STATE/logs/$c.log"
     else printf '  %-24s NOT RUNNING       log %s\n' "$c" "$STATE/logs/$c.log"; fi
@@ -512,7 +586,7 @@ cmd_exec() {
 
 case "$CMD" in
   exec) cmd_exec ;;
-  build) ensure_binaries; log "binaries in $BIN: $(cd "$BIN" && echo kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm)" ;;
+  build) ensure_binaries; log "binaries in $BIN: $(cd "$BIN" && echo *)" ;;
   up) cmd_up ;;
   down) cmd_down ;;
   env) cmd_env ;;
@@ -520,5 +594,8 @@ case "$CMD" in
   ns) cmd_ns ;;
   bin) echo "$BIN" ;;
   kubectl) load_ports || die "instance '$NAME' is not up"; exec "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "${ARGS[@]}" ;;
+  ctr) is_node_instance || die "instance '$NAME' has no node (up --node)"
+    # containerd's client warns on every call that cgroup v1 is deprecated: known, and noise here.
+    ctr_cmd "${ARGS[@]}" 2> >(grep -v 'DEPRECATION: The support for cgroup v1' >&2) ;;
   *) die "unknown command '$CMD' (try --help)" ;;
 esac

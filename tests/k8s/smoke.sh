@@ -15,33 +15,12 @@ CLUSTER="$HERE/cluster.sh"
 NAME=${SMOKE_NAME:-smoke-$$}
 NAME2="$NAME-b"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/syncmesh-smoke.XXXXXX")
-PASSED=0
-FAILED=0
 WEBHOOK_PID=""
 STARTED_AT=$SECONDS
 
-say() { printf '[smoke %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-pass() { PASSED=$((PASSED + 1)); printf 'ok %d - %s\n' "$((PASSED + FAILED))" "$1"; }
-fail() {
-  FAILED=$((FAILED + 1)); printf 'not ok %d - %s\n' "$((PASSED + FAILED))" "$1"
-  [[ -n "${2:-}" ]] && printf '%s\n' "$2" | tail -n 30 | sed 's/^/    | /'
-  return 0
-}
-# check DESCRIPTION COMMAND...: one counted check; output shown only on failure.
-check() {
-  local desc=$1 out; shift
-  if out=$("$@" 2>&1); then pass "$desc"; else fail "$desc" "$out"; return 1; fi
-}
-# eventually SECONDS COMMAND...: retry until it succeeds (last output kept for the failure report).
-eventually() {
-  local limit=$1 deadline; shift
-  deadline=$((SECONDS + limit))
-  until "$@"; do
-    (( SECONDS < deadline )) || return 1
-    sleep 1
-  done
-}
-summary() { echo "$PASSED passed, $FAILED failed"; }
+TEST_TAG=smoke
+# shellcheck source=tests/k8s/testlib.sh
+source "$HERE/testlib.sh"
 
 cleanup() {
   local rc=$?

@@ -5,7 +5,8 @@
 # build the fault tests' network).
 # Python packages are pinned in tests/compat/requirements.txt.
 
-SYNCMESH_APT_PACKAGES=(redis-server redis-tools openssl iproute2 iptables kmod curl)
+SYNCMESH_APT_PACKAGES=(redis-server redis-tools openssl iproute2 iptables kmod curl
+    containernetworking-plugins conntrack gcc libc6-dev pkg-config libseccomp-dev busybox-static)
 
 install_test_dependencies() {
     local missing=()
@@ -18,6 +19,14 @@ install_test_dependencies() {
     command -v iptables >/dev/null || missing+=(iptables)
     command -v curl >/dev/null || missing+=(curl)
     [[ $(id -u) -ne 0 ]] || command -v modprobe >/dev/null || missing+=(kmod)
+    # The node suite (tests/k8s/node-smoke.sh, cluster.sh up --node): CNI plugins, conntrack for
+    # kube-proxy, gcc + libseccomp for runc and the pause image, busybox for a toolbox image.
+    [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/portmap ]] || missing+=(containernetworking-plugins)
+    command -v conntrack >/dev/null || missing+=(conntrack)
+    command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    [[ -f /usr/include/seccomp.h ]] || missing+=(libseccomp-dev)
+    [[ -x /bin/busybox ]] || missing+=(busybox-static)
     if ((${#missing[@]} > 0)); then
         echo "installing: ${missing[*]}"
         local sudo=""

@@ -1,5 +1,5 @@
 //! Server commands: INFO, DBSIZE, TIME, COMMAND, CONFIG, MEMORY, OBJECT, FLUSHDB, FLUSHALL,
-//! LASTSAVE, and SyncMesh's own SYNCMESH.DIGEST and SYNCMESH.PEERS.
+//! LASTSAVE, SAVE, BGSAVE, BGREWRITEAOF, and SyncMesh's own SYNCMESH.DIGEST and SYNCMESH.PEERS.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -26,6 +26,9 @@ pub const COMMANDS: &[Command] = &[
     cmd("dbsize", 1, READONLY | FAST, (0, 0, 0), "server", "Returns the number of keys in the database.", dbsize),
     cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", "Returns the server time.", time),
     cmd("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), "server", "Returns the Unix timestamp of the last successful save to disk.", lastsave),
+    cmd("save", 1, ADMIN | NO_MULTI, (0, 0, 0), "server", "Synchronously saves the dataset to disk (a snapshot of the data directory).", save),
+    cmd("bgsave", -1, ADMIN | NO_MULTI, (0, 0, 0), "server", "Asynchronously saves the dataset to disk (a snapshot of the data directory).", bgsave),
+    cmd("bgrewriteaof", 1, ADMIN | NO_MULTI, (0, 0, 0), "server", "Asynchronously compacts the append-only log into a snapshot.", bgrewriteaof),
     cmd("command", -1, LOADING | STALE, (0, 0, 0), "server", "Returns detailed information about all commands.", command),
     cmd("config", -2, ADMIN | LOADING | STALE, (0, 0, 0), "server", "A container for server configuration commands.", config),
     cmd("memory", -2, READONLY, (0, 0, 0), "server", "A container for memory diagnostics commands.", memory),
@@ -51,8 +54,57 @@ fn time(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// The last successful snapshot of the data directory (the start of the replica before the
+/// first, and always without a data directory), as Redis reports its last save.
 fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    ctx.out.int((unix_ms() / 1000) as i64);
+    let t = match &ctx.server.storage_status {
+        Some(st) => st.last_save_unix.load(Ordering::Relaxed),
+        None => (unix_ms() - ctx.server.started.elapsed().as_millis() as u64) / 1000,
+    };
+    ctx.out.int(t as i64);
+    Ok(())
+}
+
+/// Starts a rewrite of the data directory (snapshot + new log segment). The state is copied
+/// here, under the store lock; the snapshot is written on a blocking thread.
+fn begin_rewrite(ctx: &mut Ctx) -> Result<Option<crate::storage::RewriteJob>, CmdError> {
+    ctx.store.begin_rewrite().map_err(CmdError::msg)
+}
+
+fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    match begin_rewrite(ctx)? {
+        Some(job) => {
+            tokio::task::spawn_blocking(move || job.run());
+            ctx.out.simple("Background append only file rewriting started");
+        }
+        None => return Err(CmdError::msg("Background append only file rewriting already in progress")),
+    }
+    Ok(())
+}
+
+fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 || (args.len() == 2 && !eq_ic(&args[1], "schedule")) {
+        return Err(CmdError::Syntax);
+    }
+    match begin_rewrite(ctx)? {
+        Some(job) => {
+            tokio::task::spawn_blocking(move || job.run());
+            ctx.out.simple("Background saving started");
+        }
+        None if args.len() == 2 => ctx.out.simple("Background saving scheduled"),
+        None => return Err(CmdError::msg("Background save already in progress")),
+    }
+    Ok(())
+}
+
+/// Writes the snapshot before replying, holding the store lock as Redis's SAVE blocks the
+/// server: meant for tests and maintenance, not for traffic.
+fn save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    match begin_rewrite(ctx)? {
+        Some(job) => job.run().map_err(|e| CmdError::msg(format!("{e}")))?,
+        None => return Err(CmdError::msg("Background save already in progress")),
+    }
+    ctx.out.ok();
     Ok(())
 }
 
@@ -210,12 +262,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         );
     }
     if want("persistence") {
-        let aof = 0;
-        let _ = write!(
-            s,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:{aof}\r\naof_rewrite_in_progress:0\r\n\r\n",
-            ctx.store.stats.writes
-        );
+        persistence_info(ctx, &mut s);
     }
     if want("stats") {
         let st = &server.stats;
@@ -248,7 +295,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let connected = peers.iter().filter(|p| p.state == "connected").count();
         let _ = write!(
             s,
-            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nversion_vector:{}\r\n",
+            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nmesh_pubsub_dropped:{}\r\nversion_vector:{}\r\n",
             server.replica_id,
             server.config.database,
             server.mesh.is_some() as u8,
@@ -258,6 +305,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             tombstones(ctx),
             ctx.store.log.len(),
             ctx.store.log.bytes(),
+            server.mesh.as_ref().map(|m| m.control_dropped.load(Ordering::Relaxed)).unwrap_or(0),
             vv.join(","),
         );
         for (i, p) in peers.iter().enumerate() {
@@ -287,6 +335,40 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         s.truncate(s.len() - 2);
     }
     s
+}
+
+/// `# Persistence`, with Redis's field names where the meaning carries over: the snapshot of
+/// the data directory stands for the RDB file and the log segments for the AOF.
+fn persistence_info(ctx: &mut Ctx, s: &mut String) {
+    let (Some(st), Some(storage)) = (&ctx.server.storage_status, ctx.store.storage.as_ref()) else {
+        let _ = write!(
+            s,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
+            ctx.store.stats.writes
+        );
+        return;
+    };
+    let ok = |b: bool| if b { "ok" } else { "err" };
+    let in_progress = st.rewrite_in_progress.load(Ordering::Relaxed) as u8;
+    let durability = &storage.durability;
+    let _ = write!(
+        s,
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_buffer_length:{}\r\naof_fsync_policy:{}\r\naof_records_written:{}\r\naof_records_fsynced:{}\r\naof_dir:{}\r\n\r\n",
+        st.changes_since_save.load(Ordering::Relaxed),
+        st.last_save_unix.load(Ordering::Relaxed),
+        ok(st.last_rewrite_ok.load(Ordering::Relaxed)),
+        st.last_rewrite_secs.load(Ordering::Relaxed),
+        ok(st.last_rewrite_ok.load(Ordering::Relaxed)),
+        st.rewrites.load(Ordering::Relaxed),
+        ok(!st.write_failed.load(Ordering::Relaxed) && !durability.failed.load(Ordering::Relaxed)),
+        st.log_size.load(Ordering::Relaxed) + st.base_size.load(Ordering::Relaxed),
+        st.base_size.load(Ordering::Relaxed),
+        storage.buffered(),
+        storage.policy().as_str(),
+        storage.appended(),
+        durability.synced(),
+        storage.dir().display(),
+    );
 }
 
 fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -444,7 +526,7 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("maxclients", st.maxclients.to_string()),
         ("requirepass", st.requirepass.clone().unwrap_or_default()),
         ("timeout", st.timeout.to_string()),
-        ("appendonly", "no".to_string()),
+        ("appendonly", if cfg.data_dir.is_some() { "yes" } else { "no" }.to_string()),
         ("appendfsync", st.appendfsync.clone()),
         ("save", String::new()),
         ("databases", DATABASES.to_string()),
@@ -542,7 +624,10 @@ fn config_set(ctx: &mut Ctx, name: &[u8], value: &[u8]) -> CmdResult {
             if !["always", "everysec", "no"].contains(&value_s.as_str()) {
                 return Err(invalid("argument(s) must be one of the following: always, everysec, no"));
             }
-            st.appendfsync = value_s;
+            if value_s != st.appendfsync {
+                // The fsync thread and the log's waiters are set up for the policy at start.
+                return Err(invalid("appendfsync is fixed at start (--appendfsync)"));
+            }
         }
         "maxmemory-policy" => {
             let ok = [

@@ -61,6 +61,10 @@ pub struct Replica {
     record: bool,
     /// In a mesh but with no other member known yet: writes are stable at once, as alone.
     solo: bool,
+    /// A data directory logs every write: record updates even alone or solo.
+    persistent: bool,
+    /// The timestamp of the first local write of this process (see `Server::lost_own_writes`).
+    first_write: Option<Timestamp>,
 }
 
 impl Replica {
@@ -75,6 +79,8 @@ impl Replica {
             pending: None,
             record: false,
             solo: false,
+            persistent: false,
+            first_write: None,
         }
     }
 
@@ -91,6 +97,21 @@ impl Replica {
 
     pub fn is_replicated(&self) -> bool {
         self.record
+    }
+
+    /// The timestamp of the first write made by this replica object (None before any).
+    pub fn first_write(&self) -> Option<Timestamp> {
+        self.first_write
+    }
+
+    pub fn is_solo(&self) -> bool {
+        self.solo
+    }
+
+    /// Records every local write as part of an [`Update`] for the data directory's log, whether
+    /// or not a peer needs it.
+    pub fn set_persistent(&mut self, on: bool) {
+        self.persistent = on;
     }
 
     pub fn db(&self, db: usize) -> &Keyspace {
@@ -144,6 +165,7 @@ impl Replica {
     /// Applies a local write and returns its dot.
     pub fn write(&mut self, mut op: Op, wall_ms: u64) -> Dot {
         let ts = self.clock.tick(wall_ms);
+        self.first_write.get_or_insert(ts);
         let dot = Dot::new(self.id, ts);
         // Positions of new list elements are chosen before the write has its dot: their
         // placeholder `Dot::default()` means "this write".
@@ -159,8 +181,9 @@ impl Replica {
         if self.standalone || self.solo {
             self.stable.observe(dot);
         }
-        // Alone in a mesh nobody needs the update: a member that turns up gets a snapshot.
-        if self.record && !self.solo {
+        // Alone in a mesh nobody needs the update: a member that turns up gets a snapshot. The
+        // data directory needs it all the same.
+        if (self.record && !self.solo) || self.persistent {
             let pending = self.pending.get_or_insert_with(|| Update {
                 origin: self.id,
                 deps: self.vv.clone(),

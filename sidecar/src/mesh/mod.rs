@@ -31,13 +31,66 @@ use crate::crdt::{Dot, ReplicaId, VersionVector};
 use crate::server::Server;
 use wire::Message;
 
+/// Bytes of control messages (relayed Pub/Sub) that may wait for one peer's writer. A slow or
+/// stalled peer otherwise makes them pile up in memory; past this they are dropped for that
+/// peer (Pub/Sub is at-most-once) and counted. Redis's hard limit for a Pub/Sub client's output
+/// buffer. (Updates need no such limit: they wait in the replication log, which is capped.)
+pub const CONTROL_QUEUE_BYTES: usize = crate::server::PUBSUB_BUFFER_LIMIT as usize;
+
+fn control_size(msg: &Message) -> usize {
+    match msg {
+        Message::Publish { channel, payload, .. } => 64 + channel.len() + payload.len(),
+        _ => 64,
+    }
+}
+
+/// The sending side of a peer writer's control queue, bounded in bytes.
+#[derive(Clone)]
+pub struct ControlTx {
+    tx: mpsc::UnboundedSender<Message>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The writer's side of its control queue.
+pub struct ControlRx {
+    rx: mpsc::UnboundedReceiver<Message>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub fn control_queue() -> (ControlTx, ControlRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    (ControlTx { tx, queued: queued.clone() }, ControlRx { rx, queued })
+}
+
+impl ControlTx {
+    /// Queues a message unless the queue is full; false if it was dropped.
+    pub fn send(&self, msg: Message) -> bool {
+        let size = control_size(&msg);
+        if self.queued.fetch_add(size, Ordering::AcqRel) + size > CONTROL_QUEUE_BYTES {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return false;
+        }
+        let _ = self.tx.send(msg);
+        true
+    }
+}
+
+impl ControlRx {
+    pub async fn recv(&mut self) -> Option<Message> {
+        let msg = self.rx.recv().await?;
+        self.queued.fetch_sub(control_size(&msg), Ordering::AcqRel);
+        Some(msg)
+    }
+}
+
 /// What a peer connection does with control messages (Pub/Sub, stop).
 pub struct PeerHandle {
     pub id: ReplicaId,
     pub addr: SocketAddr,
     /// The replica that opened the connection (decides which of two duplicates survives).
     pub dialer: ReplicaId,
-    pub tx: mpsc::UnboundedSender<Message>,
+    pub tx: ControlTx,
     pub connected_at: Instant,
     pub conn_id: u64,
 }
@@ -57,7 +110,7 @@ pub struct Mesh {
     pub database: String,
     pub listen_port: u16,
     pub advertise: Option<String>,
-    pub tls: Option<tls::MeshTls>,
+    pub tls: Option<Arc<tls::MeshTls>>,
     pub peers: Mutex<HashMap<ReplicaId, PeerHandle>>,
     pub members: Mutex<HashMap<ReplicaId, Member>>,
     pub retired: Mutex<HashSet<ReplicaId>>,
@@ -82,6 +135,8 @@ pub struct Mesh {
     pub bytes_received: AtomicU64,
     pub updates_sent: AtomicU64,
     pub snapshots_sent: AtomicU64,
+    /// Pub/Sub messages dropped for peers whose control queue was full.
+    pub control_dropped: AtomicU64,
     pub has_seeds: bool,
     /// Some other member has been seen (until then, and without seeds, writes are stable at once).
     pub members_known: AtomicBool,
@@ -92,9 +147,18 @@ pub struct Mesh {
 impl Mesh {
     /// Builds the mesh from the flags; None when the replica runs alone (no TLS and no
     /// `--mesh-insecure`).
+    /// Whether the configuration asks for a mesh at all (TLS material or `--mesh-insecure`);
+    /// [`Mesh::from_config`] checks the details.
+    pub fn wanted(config: &Config) -> bool {
+        config.tls_ca.is_some()
+            || config.tls_cert.is_some()
+            || config.tls_key.is_some()
+            || config.mesh_insecure
+    }
+
     pub fn from_config(config: &Config, id: ReplicaId) -> std::io::Result<Option<Mesh>> {
         let tls = match (&config.tls_ca, &config.tls_cert, &config.tls_key) {
-            (Some(ca), Some(cert), Some(key)) => Some(tls::MeshTls::load(ca, cert, key)?),
+            (Some(ca), Some(cert), Some(key)) => Some(Arc::new(tls::MeshTls::load(ca, cert, key)?)),
             (None, None, None) => None,
             _ => {
                 return Err(std::io::Error::new(
@@ -142,6 +206,7 @@ impl Mesh {
             bytes_received: AtomicU64::new(0),
             updates_sent: AtomicU64::new(0),
             snapshots_sent: AtomicU64::new(0),
+            control_dropped: AtomicU64::new(0),
             has_seeds,
             members_known: AtomicBool::new(false),
             peer_exchange: config.peer_exchange,
@@ -253,8 +318,15 @@ impl Mesh {
     /// Sends a control message to every connected peer except `except`.
     pub fn broadcast(&self, msg: &Message, except: Option<ReplicaId>) {
         for p in self.peers.lock().values() {
-            if Some(p.id) != except {
-                let _ = p.tx.send(msg.clone());
+            if Some(p.id) == except || p.tx.send(msg.clone()) {
+                continue;
+            }
+            // Counted in INFO mesh; logged once, not once per message.
+            if self.control_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                warn!(
+                    peer = format!("{:016x}", p.id),
+                    "a mesh peer is too slow to take Pub/Sub messages: dropping them for it"
+                );
             }
         }
     }
@@ -344,8 +416,11 @@ pub async fn start(server: Arc<Server>, config: &Config) -> std::io::Result<()> 
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr} (mesh): {e}")))?;
     info!(%addr, tls = mesh.tls.is_some(), "mesh listening");
-    if mesh.tls.is_none() {
-        warn!("mesh runs WITHOUT TLS (--mesh-insecure): for local development only");
+    match &mesh.tls {
+        Some(tls) => {
+            drop(tokio::spawn(tls.clone().watch(Duration::from_secs(config.tls_reload_secs.max(1)))))
+        }
+        None => warn!("mesh runs WITHOUT TLS (--mesh-insecure): for local development only"),
     }
     tokio::spawn(accept_loop(server.clone(), listener));
     tokio::spawn(dial_loop(server.clone(), config.peers_dns.clone(), config.mesh_port));
@@ -370,7 +445,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
             let io: Box<dyn peer::Io> = match &mesh.tls {
                 None => Box::new(stream),
                 Some(tls) => {
-                    match tokio::time::timeout(Duration::from_secs(5), tls.acceptor.accept(stream)).await {
+                    match tokio::time::timeout(Duration::from_secs(5), tls.acceptor().accept(stream)).await {
                         Ok(Ok(s)) => Box::new(s),
                         Ok(Err(e)) => {
                             warn!(peer = %remote, error = %e, "mesh TLS handshake refused");
@@ -452,7 +527,7 @@ async fn dial(server: Arc<Server>, addr: &str) -> bool {
         None => Box::new(stream),
         Some(tls) => {
             let name = rustls::pki_types::ServerName::try_from("syncmesh-peer").expect("valid name");
-            match tokio::time::timeout(Duration::from_secs(5), tls.connector.connect(name, stream)).await {
+            match tokio::time::timeout(Duration::from_secs(5), tls.connector().connect(name, stream)).await {
                 Ok(Ok(s)) => Box::new(s),
                 Ok(Err(e)) => {
                     warn!(peer = %addr, error = %e, "mesh TLS handshake failed");
@@ -508,6 +583,9 @@ async fn stability_loop(server: Arc<Server>) {
                 }
                 frontier = frontier.meet(&m.stable_ack);
             }
+        }
+        if let Some(storage) = &mut store.storage {
+            storage.log_stable(&frontier);
         }
         store.replica.set_stable(frontier.clone());
         store.log.truncate_acked(&frontier);

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::wire::{self, Decoder, Encoder, Hello, Message};
@@ -74,7 +73,14 @@ async fn send(wr: &mut WriteHalf<Box<dyn Io>>, msg: &Message, mesh: &super::Mesh
 pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, dialed: Option<String>) -> bool {
     let mesh = server.mesh.as_ref().expect("mesh");
     let (mut rd, mut wr) = tokio::io::split(io);
-    let my_vv = server.store.lock().replica.version_vector().clone();
+    let (my_vv, durable) = {
+        let mut store = server.store.lock();
+        (store.replica.version_vector().clone(), store.flush_storage())
+    };
+    // Nothing leaves for a peer before the data directory holds it (see storage/sync.rs).
+    if let Some(seq) = durable {
+        server.wait_durable(seq).await;
+    }
     let hello = Hello {
         magic: wire::MAGIC.into(),
         protocol: wire::PROTOCOL_VERSION,
@@ -135,6 +141,7 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         }
         return false;
     }
+    server.check_own_history(peer_id, theirs.vv.get(mesh.id));
     // The address to reach it: what it advertises, else the address we see with its mesh port.
     let peer_addr = theirs
         .advertise
@@ -144,7 +151,7 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
     if dialed.is_none() && mesh.peer_exchange {
         mesh.learn_addrs([peer_addr.to_string()]);
     }
-    let (tx, control) = mpsc::unbounded_channel();
+    let (tx, control) = super::control_queue();
     let conn_id = mesh.next_conn.fetch_add(1, Ordering::Relaxed);
     let dialer = if dialed.is_some() { mesh.id } else { peer_id };
     let handle =
@@ -203,11 +210,12 @@ async fn read_loop(
                 snapshot.extend_from_slice(&part);
                 if last {
                     let bytes = std::mem::take(&mut snapshot);
-                    let decoded = tokio::task::spawn_blocking(move || wire::decode_snapshot(&bytes))
-                        .await
-                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    let (decoded, bytes) =
+                        tokio::task::spawn_blocking(move || (wire::decode_snapshot(&bytes), bytes))
+                            .await
+                            .map_err(|e| std::io::Error::other(e.to_string()))?;
                     match decoded {
-                        Ok(s) => server.install_snapshot(s),
+                        Ok(s) => server.install_snapshot(s, &bytes),
                         Err(e) => {
                             return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
                         }
@@ -240,7 +248,7 @@ async fn write_loop(
     mut wr: WriteHalf<Box<dyn Io>>,
     peer: ReplicaId,
     peer_vv: VersionVector,
-    mut control: mpsc::UnboundedReceiver<Message>,
+    mut control: super::ControlRx,
     ack_now: Arc<tokio::sync::Notify>,
 ) {
     if let Err(e) = stream_to_peer(&server, &mut wr, peer, peer_vv, &mut control, &ack_now).await {
@@ -255,10 +263,13 @@ async fn send_snapshot(
 ) -> std::io::Result<(VersionVector, u64)> {
     let mesh = server.mesh.as_ref().expect("mesh");
     // Clone under the lock (brief), serialise outside it.
-    let (snapshot, seq) = {
-        let store = server.store.lock();
-        (store.replica.snapshot(), store.log.end_seq())
+    let (snapshot, seq, durable) = {
+        let mut store = server.store.lock();
+        (store.replica.snapshot(), store.log.end_seq(), store.flush_storage())
     };
+    if let Some(d) = durable {
+        server.wait_durable(d).await;
+    }
     let vv = snapshot.vv.clone();
     let bytes = tokio::task::spawn_blocking(move || wire::encode_snapshot(&snapshot))
         .await
@@ -280,7 +291,7 @@ async fn stream_to_peer(
     wr: &mut WriteHalf<Box<dyn Io>>,
     peer: ReplicaId,
     mut sent: VersionVector,
-    control: &mut mpsc::UnboundedReceiver<Message>,
+    control: &mut super::ControlRx,
     ack_now: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
     let mesh = server.mesh.as_ref().expect("mesh");
@@ -311,15 +322,18 @@ async fn stream_to_peer(
         if let Some(m) = mesh.members.lock().get(&peer) {
             sent.merge(&m.ack);
         }
-        let batch = {
-            let store = server.store.lock();
-            store.log.read(c, &sent, peer, BATCH)
+        let (batch, durable) = {
+            let mut store = server.store.lock();
+            (store.log.read(c, &sent, peer, BATCH), store.flush_storage())
         };
         match batch {
             None => cursor = None, // the log moved past what this peer needs: snapshot
             Some((updates, next)) => {
                 cursor = Some(next);
                 if !updates.is_empty() {
+                    if let Some(d) = durable {
+                        server.wait_durable(d).await;
+                    }
                     let wire_updates = updates.iter().map(|u| encoder.encode(u)).collect();
                     for u in &updates {
                         sent.observe(u.last_dot());
@@ -338,7 +352,14 @@ async fn stream_to_peer(
             }
             Some(msg) = control.recv() => send(wr, &msg, mesh).await?,
             _ = async { tokio::select! { _ = ack_tick.tick() => {}, _ = ack_now.notified() => {} } } => {
-                let vv = server.store.lock().replica.version_vector().clone();
+                let (vv, durable) = {
+                    let mut store = server.store.lock();
+                    (store.replica.version_vector().clone(), store.flush_storage())
+                };
+                // An ack lets peers forget what it covers: only for what is on disk here.
+                if let Some(d) = durable {
+                    server.wait_durable(d).await;
+                }
                 let (members, retired) = mesh.gossip(&vv);
                 send(wr, &Message::Ack { vv, members, retired }, mesh).await?;
             }

@@ -1,9 +1,17 @@
 //! Mutual TLS for the mesh. Every replica presents a certificate signed by the database's CA and
 //! accepts only peers that do the same. Peer addresses come and go (pod IPs), so the server's
 //! certificate is checked against the CA but not against the address dialled.
+//!
+//! The files are watched: when the operator renews the member certificate (or rotates the CA)
+//! and the kubelet updates the mounted Secret, new connections use the new files; connections
+//! already open keep theirs. Files that fail to load keep the previous configuration in use.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::RwLock;
+use tracing::{info, warn};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -85,13 +93,70 @@ impl ServerCertVerifier for CaOnly {
 }
 
 /// Both ends of mutual TLS, built from the CA, certificate and key files.
+#[derive(Clone)]
+struct Ends {
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
+}
+
+/// Mutual TLS of the mesh, reloaded when its files change.
 pub struct MeshTls {
-    pub acceptor: TlsAcceptor,
-    pub connector: TlsConnector,
+    files: [PathBuf; 3],
+    ends: RwLock<(Ends, Option<SystemTime>)>,
+}
+
+/// The newest modification time among the files (a Secret volume swaps a symlink: the
+/// metadata followed through it changes).
+fn newest_mtime(files: &[PathBuf; 3]) -> Option<SystemTime> {
+    files.iter().filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).max()
 }
 
 impl MeshTls {
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> std::io::Result<MeshTls> {
+        let files = [ca.to_path_buf(), cert.to_path_buf(), key.to_path_buf()];
+        let mtime = newest_mtime(&files);
+        let ends = Self::build(ca, cert, key)?;
+        Ok(MeshTls { files, ends: RwLock::new((ends, mtime)) })
+    }
+
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.ends.read().0.acceptor.clone()
+    }
+
+    pub fn connector(&self) -> TlsConnector {
+        self.ends.read().0.connector.clone()
+    }
+
+    /// Reloads the files if they changed since the last load; returns whether it did.
+    pub fn reload_if_changed(&self) -> bool {
+        let mtime = newest_mtime(&self.files);
+        if mtime.is_none() || mtime == self.ends.read().1 {
+            return false;
+        }
+        let [ca, cert, key] = &self.files;
+        match Self::build(ca, cert, key) {
+            Ok(ends) => {
+                *self.ends.write() = (ends, mtime);
+                info!(cert = %cert.display(), "mesh TLS files changed: new connections use them");
+                true
+            }
+            Err(e) => {
+                // Half-written files during an update: keep the working configuration, try again.
+                warn!(error = %e, "mesh TLS files changed but do not load; keeping the previous ones");
+                false
+            }
+        }
+    }
+
+    /// Checks the files every `period`, forever.
+    pub async fn watch(self: Arc<Self>, period: Duration) {
+        loop {
+            tokio::time::sleep(period).await;
+            self.reload_if_changed();
+        }
+    }
+
+    fn build(ca: &Path, cert: &Path, key: &Path) -> std::io::Result<Ends> {
         let mut roots = RootCertStore::empty();
         for c in load_certs(ca)? {
             roots.add(c).map_err(|e| io_err(format!("CA certificate {}: {e}", ca.display())))?;
@@ -118,7 +183,7 @@ impl MeshTls {
             .with_custom_certificate_verifier(Arc::new(CaOnly { inner: server_verifier }))
             .with_client_auth_cert(chain, key_der)
             .map_err(|e| io_err(format!("client certificate: {e}")))?;
-        Ok(MeshTls {
+        Ok(Ends {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
         })

@@ -129,6 +129,9 @@ pub struct Client {
     pub blocked: Option<Blocked>,
     /// Set by WAIT: wait until this many peers have applied the write, or the deadline.
     pub wait_for: Option<(crate::crdt::Dot, usize, Option<u64>)>,
+    /// The data directory's log must be durable up to this record before the replies to this
+    /// client's writes go out (`appendfsync always`).
+    pub durable_seq: u64,
 }
 
 /// A client waiting in a blocking command.
@@ -157,6 +160,7 @@ impl Client {
             sink: None,
             blocked: None,
             wait_for: None,
+            durable_seq: 0,
         }
     }
 

@@ -159,6 +159,9 @@ impl Connection {
             tokio::select! {
                 r = &mut reply => {
                     if let Ok(bytes) = r {
+                        // Served by another connection's write: its pop is in the log before
+                        // this reply acknowledges it.
+                        self.server.durable_barrier().await;
                         self.out.buf.extend_from_slice(&bytes);
                     }
                     return Ok(true);
@@ -174,6 +177,7 @@ impl Connection {
                     }
                     // Served at the same moment: the reply is on its way.
                     if let Ok(bytes) = (&mut reply).await {
+                        self.server.durable_barrier().await;
                         self.out.buf.extend_from_slice(&bytes);
                     }
                     return Ok(true);
@@ -238,6 +242,11 @@ impl Connection {
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
+        }
+        if self.client.durable_seq > 0 {
+            // appendfsync always: the replies to writes go out once the log holds them.
+            let seq = std::mem::take(&mut self.client.durable_seq);
+            self.server.wait_durable(seq).await;
         }
         self.server.stats.net_output.fetch_add(self.out.buf.len() as u64, Ordering::Relaxed);
         let info = self.client.info.clone();

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod durability;
 pub mod pubsub;
 pub mod store;
 
@@ -20,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::commands::{flags, registry, Blocking, CmdError, Ctx};
 use crate::config::Config;
-use crate::crdt::{Clock, Replica, ReplicaId};
+use crate::crdt::ReplicaId;
 use crate::metrics::Metrics;
 use crate::resp::{Protocol, Reply};
 use client::{Client, ClientInfo};
@@ -68,6 +69,11 @@ pub struct Server {
     pub pubsub: Mutex<pubsub::Hub>,
     /// The mesh, when this replica has peers (or may get some).
     pub mesh: Option<crate::mesh::Mesh>,
+    /// The data directory's fsync policy and status (`--data-dir`); waiting on it needs no lock.
+    pub durability: Option<Arc<crate::storage::sync::Durability>>,
+    pub storage_status: Option<Arc<crate::storage::Status>>,
+    /// This replica's own newest write that the data directory gave back (None: new member).
+    pub recovered_own: Option<crate::crdt::Timestamp>,
 }
 
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
@@ -86,15 +92,26 @@ impl Server {
     }
 
     pub fn with_mesh(config: Config) -> std::io::Result<Arc<Server>> {
-        let replica_id: ReplicaId = rand::random::<u64>() | 1;
-        // The clock reads the skewed time itself (`now_ms` adds the offset): no second skew here.
-        let mut replica = Replica::new(replica_id, Clock::new(0));
+        let durability::Start { mut replica, storage, recovered_own, replayed, snapshotted } =
+            durability::Start::open(&config)?;
+        let replica_id: ReplicaId = replica.id;
         let mesh = crate::mesh::Mesh::from_config(&config, replica_id)?;
         if mesh.is_some() {
             replica.set_replicated(true);
         }
+        replica.set_persistent(storage.is_some());
+        let durability = storage.as_ref().map(|s| s.durability.clone());
+        let storage_status = storage.as_ref().map(|s| s.status.clone());
         let mut store = Store::new(replica);
         store.log = crate::mesh::log::ReplicationLog::new(config.log_cap as usize);
+        // The log replayed from the data directory seeds the replication log, so peers that
+        // lack some of it get it streamed; what came from snapshots (the snapshot file, peers'
+        // snapshots) is not in it: a peer that lacks any of that gets a snapshot.
+        store.log.truncated = snapshotted;
+        for u in replayed {
+            store.log.append(Arc::new(u));
+        }
+        store.storage = storage;
         let settings = Settings {
             maxmemory: config.maxmemory,
             maxclients: config.maxclients,
@@ -121,6 +138,9 @@ impl Server {
             listen_addrs: Mutex::new(Vec::new()),
             pubsub: Mutex::new(pubsub::Hub::new(PUBSUB_BUFFER_LIMIT)),
             mesh,
+            durability,
+            storage_status,
+            recovered_own,
         }))
     }
 
@@ -143,7 +163,9 @@ impl Server {
     pub fn execute(&self, client: &mut Client, out: &mut Reply, args: &[Bytes]) {
         let mut store = self.store.lock();
         let now = self.now_ms();
+        let before = store.storage.as_ref().map(|s| s.appended());
         self.execute_locked(&mut store, client, out, args, now);
+        self.after_batch(&mut store, client, before);
     }
 
     /// Runs a batch of pipelined commands under one acquisition of the store lock (they would
@@ -153,13 +175,29 @@ impl Server {
         let mut store = self.store.lock();
         // One clock reading per batch: the commands of a pipeline run at the same instant.
         let now = self.now_ms();
+        let before = store.storage.as_ref().map(|s| s.appended());
+        let mut ran = batch.len();
         for (i, args) in batch.iter().enumerate() {
             self.execute_locked(&mut store, client, out, args, now);
             if client.close || client.blocked.is_some() || client.wait_for.is_some() {
-                return i + 1;
+                ran = i + 1;
+                break;
             }
         }
-        batch.len()
+        self.after_batch(&mut store, client, before);
+        ran
+    }
+
+    /// Hands the batch's log records to the operating system before the replies can go out,
+    /// and remembers which record the replies must wait for under `appendfsync always` (group
+    /// commit: one fsync covers the whole batch, and every other client's batch written
+    /// meanwhile).
+    fn after_batch(&self, store: &mut Store, client: &mut Client, before: Option<u64>) {
+        if let (Some(before), Some(seq)) = (before, store.flush_storage()) {
+            if seq > before {
+                client.durable_seq = seq;
+            }
+        }
     }
 
     /// Publishes to this replica's subscribers and to every other replica's; returns how many
@@ -183,6 +221,7 @@ impl Server {
             self.serve_blocked(&mut store, now);
         }
         store.log_local_writes();
+        store.flush_storage();
         let seq = store.log.end_seq();
         drop(store);
         if let Some(mesh) = &self.mesh {
@@ -191,8 +230,9 @@ impl Server {
         self.check_initial_sync();
     }
 
-    /// Joins a peer's snapshot into this replica.
-    pub fn install_snapshot(&self, snapshot: crate::crdt::replica::Snapshot) {
+    /// Joins a peer's snapshot into this replica; `encoded` is the snapshot as it arrived, which
+    /// the data directory logs as it is.
+    pub fn install_snapshot(&self, snapshot: crate::crdt::replica::Snapshot, encoded: &[u8]) {
         let started = Instant::now();
         let keys: usize = snapshot.dbs.iter().map(|(_, e)| e.len()).sum();
         let mut store = self.store.lock();
@@ -204,6 +244,11 @@ impl Server {
             self.check_initial_sync();
             return;
         }
+        // Local writes not yet logged go first: the log must keep the order of application.
+        store.log_local_writes();
+        if let Some(storage) = &mut store.storage {
+            storage.append_installed(encoded);
+        }
         store.replica.install(snapshot);
         // What came by snapshot cannot be served from this replica's log.
         store.log.truncated.merge(&vv);
@@ -213,6 +258,7 @@ impl Server {
             self.serve_blocked(&mut store, now);
         }
         let written = store.log_local_writes();
+        store.flush_storage();
         let seq = store.log.end_seq();
         drop(store);
         if let (true, Some(mesh)) = (written, &self.mesh) {
@@ -327,12 +373,21 @@ impl Server {
                 out.error(&CmdError::Oom.to_string());
                 return;
             }
+            if cmd.is(flags::WRITE) && self.log_failing() {
+                client.multi_error = true;
+                out.error(durability::MISCONF);
+                return;
+            }
             queued.push(args.to_vec());
             out.simple("QUEUED");
             return;
         }
         if cmd.is(flags::DENYOOM) && self.over_maxmemory() {
             out.error(&CmdError::Oom.to_string());
+            return;
+        }
+        if cmd.is(flags::WRITE) && self.log_failing() {
+            out.error(durability::MISCONF);
             return;
         }
         // The TSC-based clock costs a few nanoseconds; the system clock is much dearer on VMs.
@@ -360,11 +415,14 @@ impl Server {
         }
         if let Some(mesh) = &self.mesh {
             if !mesh.has_seeds && !mesh.members_known.load(Ordering::Acquire) {
-                // Nobody to stream to (writes were not even recorded): a member that turns up
-                // later gets a snapshot, since the log does not reach back to these writes.
+                // Nobody to stream to (writes were recorded for the disk at most): a member that
+                // turns up later gets a snapshot, since the log does not reach back to them.
                 let mine = store.replica.version_vector().clone();
                 store.log.truncated.merge(&mine);
-            } else if client.multi.is_none() && store.log_local_writes() {
+            }
+        }
+        if client.multi.is_none() && store.log_local_writes() {
+            if let Some(mesh) = &self.mesh {
                 mesh.log_seq.send_replace(store.log.end_seq());
             }
         }
@@ -502,6 +560,7 @@ fn active_expire(server: &Server) {
                     mesh.log_seq.send_replace(store.log.end_seq());
                 }
             }
+            store.flush_storage();
             drop(store);
             if expired.len() * 4 <= samples || Instant::now() > deadline {
                 break;
@@ -541,16 +600,18 @@ pub fn resident_bytes() -> u64 {
 /// Starts everything and runs until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let listeners = bind_clients(&config).await?;
+    // Bound before the data directory is replayed, so that the ports are ours while it runs
+    // (connections wait in the backlog).
+    let admin = crate::admin::bind(&config).await?;
     let server = Server::with_mesh(config.clone())?;
     *server.listen_addrs.lock() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    let admin = crate::admin::bind(&server.config).await?;
     for l in listeners {
         tokio::spawn(serve_clients(server.clone(), l));
     }
     tokio::spawn(crate::admin::serve(server.clone(), admin));
     tokio::spawn(background(server.clone()));
-    if config.data_dir.is_some() {
-        warn!("--data-dir is not implemented yet: this replica keeps its data in memory only");
+    if server.durability.is_some() {
+        tokio::spawn(durability::storage_loop(server.clone()));
     }
     crate::mesh::start(server.clone(), &config).await?;
     match &server.mesh {
@@ -583,6 +644,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         c.kill();
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Some(storage) = server.store.lock().storage.as_mut() {
+        storage.close();
+    }
     Ok(())
 }
 

@@ -39,6 +39,8 @@ pub struct Store {
     pub log: ReplicationLog,
     /// Updates from peers that arrived before something they depend on.
     pending: Vec<Update>,
+    /// The data directory's log, when there is one: every applied change is appended to it.
+    pub storage: Option<crate::storage::Storage>,
 }
 
 /// A client blocked in BLPOP, XREAD BLOCK, …: the command to retry when one of its keys changes.
@@ -63,6 +65,7 @@ impl Store {
             next_waiter: 1,
             log: ReplicationLog::new(64 * 1024 * 1024),
             pending: Vec::new(),
+            storage: None,
         }
     }
 
@@ -77,18 +80,46 @@ impl Store {
         self.replica.write(op, now)
     }
 
-    /// Moves the writes of the command that just ran into the replication log; true if any.
+    /// Moves the writes of the command that just ran into the data directory's log and the
+    /// replication log; true if the replication log grew.
     pub fn log_local_writes(&mut self) -> bool {
-        if !self.replica.is_replicated() {
+        let Some(u) = self.replica.take_update() else { return false };
+        if let Some(storage) = &mut self.storage {
+            storage.append_update(&u);
+        }
+        if !self.replica.is_replicated() || self.replica.is_solo() {
+            // No member to stream to (the update was recorded for the disk only): a member that
+            // turns up later gets a snapshot, since the log does not reach back to it.
+            self.log.truncated.observe(u.last_dot());
             return false;
         }
-        match self.replica.take_update() {
-            Some(u) => {
-                self.log.append(Arc::new(u));
-                true
-            }
-            None => false,
+        self.log.append(Arc::new(u));
+        true
+    }
+
+    /// An update from a peer was applied: it joins both logs.
+    fn log_remote(&mut self, u: Update) {
+        if let Some(storage) = &mut self.storage {
+            storage.append_update(&u);
         }
+        self.log.append(Arc::new(u));
+    }
+
+    /// Hands the data directory's buffered records to the operating system; returns the
+    /// sequence number to wait for (`Durability::wait`) before acknowledging anything applied
+    /// so far. None without a data directory.
+    pub fn flush_storage(&mut self) -> Option<u64> {
+        self.storage.as_mut().map(|s| s.flush())
+    }
+
+    /// Starts compacting the data directory's log: copies the state and starts a new segment
+    /// (under the store lock, which the caller holds); the returned job writes the snapshot.
+    /// None if a compaction is already running.
+    pub fn begin_rewrite(&mut self) -> Result<Option<crate::storage::RewriteJob>, String> {
+        let Some(storage) = self.storage.as_mut() else {
+            return Err("no --data-dir: this replica keeps its data in memory only".into());
+        };
+        storage.begin_rewrite(&self.replica).map_err(|e| format!("cannot start a log segment: {e}"))
     }
 
     /// Applies an update from a peer (and any buffered ones it unblocks); watchers and blocked
@@ -101,7 +132,7 @@ impl Store {
         match result {
             Delivery::Applied => {
                 self.after_remote(&update);
-                self.log.append(Arc::new(update));
+                self.log_remote(update);
                 self.drain_pending();
             }
             Delivery::NotReady => {
@@ -121,7 +152,7 @@ impl Store {
                 match self.replica.deliver(&u) {
                     Delivery::Applied => {
                         self.after_remote(&u);
-                        self.log.append(Arc::new(u));
+                        self.log_remote(u);
                         progressed = true;
                     }
                     Delivery::NotReady => self.pending.push(u),

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -33,6 +34,10 @@ pub struct ReplicaProcess {
     pub admin_port: u16,
     pub mesh_port: u16,
     child: Mutex<Child>,
+    /// The arguments it was started with, for a restart.
+    args: Vec<String>,
+    /// Where its output (its log) goes (None: discarded).
+    log: Option<PathBuf>,
 }
 
 impl ReplicaProcess {
@@ -49,39 +54,115 @@ impl ReplicaProcess {
 
     /// Starts without waiting for readiness.
     pub fn spawn_on(ports: (u16, u16, u16), extra: &[&str]) -> ReplicaProcess {
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        Self::spawn_with(ports, args, None)
+    }
+
+    /// Starts on given (client, admin, mesh) ports with its output (the replica's log) appended
+    /// to `log`; waits until ready.
+    pub fn start_logged_on(ports: (u16, u16, u16), extra: &[&str], log: &Path) -> ReplicaProcess {
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let r = Self::spawn_with(ports, args, Some(log.to_path_buf()));
+        r.wait_ready(Duration::from_secs(20));
+        r
+    }
+
+    fn spawn_with(ports: (u16, u16, u16), args: Vec<String>, log: Option<PathBuf>) -> ReplicaProcess {
         let (port, admin_port, mesh_port) = ports;
         // Plaintext mesh unless the test brings certificates.
-        let insecure: &[&str] = if extra.contains(&"--tls-ca") { &[] } else { &["--mesh-insecure"] };
+        let insecure: &[&str] = if args.iter().any(|a| a == "--tls-ca") { &[] } else { &["--mesh-insecure"] };
+        // The replica logs to stdout; panics and start-up errors go to stderr.
+        let output = || match &log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new().create(true).append(true).open(path).expect("replica log file"),
+            ),
+            None => Stdio::null(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_syncmesh-replica"))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--admin-port", &admin_port.to_string(), "--admin-bind", "127.0.0.1"])
             .args(["--mesh-port", &mesh_port.to_string(), "--mesh-bind", "127.0.0.1"])
             .args(insecure)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .args(&args)
+            .stdout(output())
+            .stderr(output())
             .spawn()
             .expect("start syncmesh-replica");
-        let r = ReplicaProcess { port, admin_port, mesh_port, child: Mutex::new(child) };
-        // The admin port answers once the process is up (readiness may come later).
+        let r = ReplicaProcess { port, admin_port, mesh_port, child: Mutex::new(child), args, log };
+        // The admin port answers once the process is up (readiness may come later). A process
+        // that exits meanwhile is left for the caller to notice (wait_ready, wait_exit).
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", r.admin_port)).is_err() && Instant::now() < deadline {
-            r.assert_running();
+            if r.has_exited() {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         r
     }
 
+    /// Kills the process with SIGKILL (`kill -9`: no shutdown code runs) and starts it again
+    /// on the same ports with the same arguments (so the same `--data-dir`); waits until ready.
+    pub fn kill9_and_restart(&mut self) {
+        self.kill9_and_respawn();
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// As [`Self::kill9_and_restart`], without waiting for readiness.
+    pub fn kill9_and_respawn(&mut self) {
+        self.kill();
+        let ports = (self.port, self.admin_port, self.mesh_port);
+        let restarted = Self::spawn_with(ports, self.args.clone(), self.log.clone());
+        *self = restarted;
+    }
+
+    /// Waits for the process to exit by itself; its exit status, or None at the timeout.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`) to the process: a stopped replica keeps its
+    /// sockets open but reads nothing, as a peer that hangs.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.lock().unwrap_or_else(|e| e.into_inner()).id();
+        let ok =
+            Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap().success();
+        assert!(ok, "kill -{name} {pid}");
+    }
+
+    /// Panics if the process answering on the client port is not this one: another process on
+    /// the machine took a port between `free_port` and the replica's bind. (Not checked when
+    /// the replica requires a password.)
+    pub fn assert_ours(&self) {
+        let pid = self.child.lock().unwrap_or_else(|e| e.into_inner()).id();
+        // A replica that requires a password cannot be asked without it: nothing to check.
+        let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut self.client()) else { return };
+        let theirs = info.lines().find_map(|l| l.strip_prefix("process_id:")).map(|p| p.trim().to_string());
+        assert_eq!(theirs, Some(pid.to_string()), "port {} is served by another process", self.port);
+    }
+
+    fn has_exited(&self) -> bool {
+        matches!(self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(), Ok(Some(_)))
+    }
+
     /// Panics with the exit status if the process has exited (for example because a port was
     /// taken), instead of letting the test talk to whatever else listens there.
     pub fn assert_running(&self) {
-        if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+        let exited = self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait();
+        if let Ok(Some(status)) = exited {
             panic!("replica on port {} exited: {status}", self.port);
         }
     }
 
     pub fn kill(&mut self) {
-        let child = self.child.get_mut().unwrap();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -99,21 +180,27 @@ impl ReplicaProcess {
     }
 
     pub fn http_get(&self, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        self.try_http_get(path).unwrap()
+    }
+
+    fn try_http_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
         let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
+        s.read_to_string(&mut body)?;
         let status = body.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         let payload = body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, payload)
+        Ok((status, payload))
     }
 
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             self.assert_running();
-            if TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() && self.http_get("/readyz").0 == 200
-            {
+            // A connection reset (the process exiting while the request waited) is retried;
+            // assert_running then reports the exit.
+            if self.try_http_get("/readyz").is_ok_and(|(status, _)| status == 200) {
+                self.assert_ours();
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -1,0 +1,279 @@
+//! The status of a SyncedDatabase, computed from what the operator observes.
+//!
+//! - `Ready`: everything the database owns is in place (Service, certificates, durable
+//!   replicas ready), so pods can join it.
+//! - `MeshFormed`: the ready members see each other (asked on their admin port, `/status`).
+//! - `Degraded`: something needs attention although the database works: members that are not
+//!   ready, or pods that carry the opt-in label but were created without the replica.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde::Deserialize;
+
+use crate::crd::{MemberCounts, SyncedDatabase, SyncedDatabaseStatus};
+use crate::webhook::patch::{is_injected, ADMIN_PORT, SIDECAR_NAME};
+
+/// A pod's place in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub ip: Option<String>,
+    pub ready: bool,
+}
+
+/// Members (injected pods) and pods that opted in without a replica, from the opt-in pods.
+pub fn classify(pods: &[Pod]) -> (Vec<Member>, Vec<String>) {
+    let mut members = Vec::new();
+    let mut uninjected = Vec::new();
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if pod.metadata.deletion_timestamp.is_some() || matches!(phase, Some("Succeeded") | Some("Failed")) {
+            continue;
+        }
+        if !is_injected(pod) {
+            uninjected.push(name);
+            continue;
+        }
+        let status = pod.status.as_ref();
+        let ready = status
+            .and_then(|s| s.init_container_statuses.as_ref())
+            .and_then(|list| list.iter().find(|c| c.name == SIDECAR_NAME))
+            .is_some_and(|c| c.ready);
+        members.push(Member { name, ip: status.and_then(|s| s.pod_ip.clone()), ready });
+    }
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    uninjected.sort();
+    (members, uninjected)
+}
+
+/// How one ready member sees the mesh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeshView {
+    /// It answered: this many peers connected.
+    Connected(usize),
+    /// It could not be asked.
+    Unreachable(String),
+}
+
+#[derive(Deserialize)]
+struct ReplicaStatus {
+    peers: Vec<PeerState>,
+}
+
+#[derive(Deserialize)]
+struct PeerState {
+    state: String,
+}
+
+/// Asks a replica's admin port how many peers it is connected to.
+pub async fn probe(ip: &str, timeout: Duration) -> MeshView {
+    let request = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+        let mut stream = tokio::net::TcpStream::connect(format!("{host}:{ADMIN_PORT}")).await?;
+        stream
+            .write_all(
+                format!("GET /status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await?;
+        let mut buf = Vec::new();
+        stream.take(1 << 20).read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = match tokio::time::timeout(timeout, request).await {
+        Ok(Ok(buf)) => buf,
+        Ok(Err(e)) => return MeshView::Unreachable(e.to_string()),
+        Err(_) => return MeshView::Unreachable("timed out".into()),
+    };
+    let text = String::from_utf8_lossy(&buf);
+    let Some((_, body)) = text.split_once("\r\n\r\n") else {
+        return MeshView::Unreachable("bad HTTP answer".into());
+    };
+    match serde_json::from_str::<ReplicaStatus>(body) {
+        Ok(s) => MeshView::Connected(s.peers.iter().filter(|p| p.state == "connected").count()),
+        Err(e) => MeshView::Unreachable(format!("bad /status: {e}")),
+    }
+}
+
+/// Everything the status is computed from.
+pub struct Observed<'a> {
+    pub members: &'a [Member],
+    pub uninjected: &'a [String],
+    /// (ready, wanted) durable replicas.
+    pub durable: (i32, i32),
+    /// How each ready member sees the mesh, by pod name.
+    pub views: &'a [(String, MeshView)],
+}
+
+fn condition(type_: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+    }
+}
+
+/// The new status. Conditions keep their `lastTransitionTime` while their status is unchanged.
+pub fn compute(db: &SyncedDatabase, observed: &Observed<'_>) -> SyncedDatabaseStatus {
+    let generation = db.metadata.generation;
+    let (durable_ready, durable_wanted) = observed.durable;
+    let ready_members = observed.members.iter().filter(|m| m.ready).count() as i32 + durable_ready;
+    let total_members = observed.members.len() as i32 + durable_wanted;
+
+    let ready = if durable_ready >= durable_wanted {
+        condition(
+            "Ready",
+            true,
+            "Reconciled",
+            "the mesh Service, certificates and durable replicas are in place".into(),
+            generation,
+        )
+    } else {
+        condition(
+            "Ready",
+            false,
+            "DurableReplicasNotReady",
+            format!("{durable_ready} of {durable_wanted} durable replicas are ready"),
+            generation,
+        )
+    };
+
+    let mesh = match ready_members {
+        0 => condition("MeshFormed", false, "NoReadyMembers", "no member is ready yet".into(), generation),
+        1 => condition(
+            "MeshFormed",
+            true,
+            "SingleMember",
+            "one ready member; nothing to connect to".into(),
+            generation,
+        ),
+        n => {
+            let lacking: Vec<String> = observed
+                .views
+                .iter()
+                .filter_map(|(pod, view)| match view {
+                    MeshView::Connected(peers) if *peers as i32 >= n - 1 => None,
+                    MeshView::Connected(peers) => Some(format!("{pod} sees {peers} of {} peers", n - 1)),
+                    MeshView::Unreachable(why) => Some(format!("{pod}: {why}")),
+                })
+                .collect();
+            if lacking.is_empty() {
+                condition(
+                    "MeshFormed",
+                    true,
+                    "AllConnected",
+                    format!("{n} ready members, all connected"),
+                    generation,
+                )
+            } else {
+                condition("MeshFormed", false, "PartiallyConnected", lacking.join("; "), generation)
+            }
+        }
+    };
+
+    let not_ready = total_members - ready_members;
+    let degraded = if !observed.uninjected.is_empty() {
+        condition(
+            "Degraded",
+            true,
+            "UninjectedPods",
+            format!(
+                "{} pod(s) carry the label but no replica (created before the webhook ran): {}; recreate them",
+                observed.uninjected.len(),
+                observed.uninjected.join(", ")
+            ),
+            generation,
+        )
+    } else if not_ready > 0 {
+        condition(
+            "Degraded",
+            true,
+            "MembersNotReady",
+            format!("{not_ready} of {total_members} members are not ready"),
+            generation,
+        )
+    } else {
+        condition("Degraded", false, "AsExpected", "every member is ready".into(), generation)
+    };
+
+    let previous = db.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let conditions = [ready, mesh, degraded]
+        .into_iter()
+        .map(|mut c| {
+            if let Some(old) = previous.iter().find(|o| o.type_ == c.type_ && o.status == c.status) {
+                c.last_transition_time = old.last_transition_time.clone();
+            }
+            c
+        })
+        .collect();
+
+    SyncedDatabaseStatus {
+        observed_generation: generation,
+        conditions,
+        members: MemberCounts { injected: total_members, ready: ready_members, durable_ready },
+        uninjected_pods: observed.uninjected.to_vec(),
+        mesh_service: Some(db.mesh_service_name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::SyncedDatabaseSpec;
+
+    fn cond<'a>(s: &'a SyncedDatabaseStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn member(name: &str, ready: bool) -> Member {
+        Member { name: name.into(), ip: Some("10.0.0.1".into()), ready }
+    }
+
+    #[test]
+    fn a_database_without_members_is_ready_but_has_no_mesh() {
+        let db = SyncedDatabase::new("a", SyncedDatabaseSpec::default());
+        let s = compute(&db, &Observed { members: &[], uninjected: &[], durable: (0, 0), views: &[] });
+        assert_eq!(cond(&s, "Ready").status, "True");
+        assert_eq!(cond(&s, "MeshFormed").reason, "NoReadyMembers");
+        assert_eq!(cond(&s, "Degraded").status, "False");
+    }
+
+    #[test]
+    fn uninjected_pods_and_a_partial_mesh_are_reported() {
+        let db = SyncedDatabase::new("a", SyncedDatabaseSpec::default());
+        let members = [member("p1", true), member("p2", true), member("p3", true)];
+        let views = [
+            ("p1".to_string(), MeshView::Connected(2)),
+            ("p2".to_string(), MeshView::Connected(1)),
+            ("p3".to_string(), MeshView::Unreachable("timed out".into())),
+        ];
+        let uninjected = ["old-pod".to_string()];
+        let s = compute(
+            &db,
+            &Observed { members: &members, uninjected: &uninjected, durable: (0, 0), views: &views },
+        );
+        let mesh = cond(&s, "MeshFormed");
+        assert_eq!(mesh.status, "False");
+        assert!(mesh.message.contains("p2 sees 1 of 2 peers") && mesh.message.contains("p3: timed out"));
+        assert_eq!(cond(&s, "Degraded").reason, "UninjectedPods");
+        assert_eq!(s.uninjected_pods, vec!["old-pod"]);
+    }
+
+    #[test]
+    fn durable_replicas_gate_readiness_and_transition_times_stick() {
+        let mut db = SyncedDatabase::new("a", SyncedDatabaseSpec::default());
+        let s = compute(&db, &Observed { members: &[], uninjected: &[], durable: (1, 2), views: &[] });
+        assert_eq!(cond(&s, "Ready").reason, "DurableReplicasNotReady");
+        assert_eq!(s.members.injected, 2);
+        db.status = Some(s.clone());
+        std::thread::sleep(Duration::from_millis(5));
+        let again = compute(&db, &Observed { members: &[], uninjected: &[], durable: (1, 2), views: &[] });
+        assert_eq!(cond(&again, "Ready").last_transition_time, cond(&s, "Ready").last_transition_time);
+    }
+}
