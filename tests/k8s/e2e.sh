@@ -206,13 +206,19 @@ check "the durable replica applied the latest write (WAIT 4)" eventually 20 dura
 k -n "$NS" scale deployment svc-a svc-b --replicas=0 >/dev/null
 no_pods() { [[ -z "$(k -n "$NS" get pods -l syncmesh.io/database=orders -o name)" ]]; }
 check "scaling both services to zero removes every application pod" eventually 90 no_pods
+# With no other member left, the durable replica restarts from its volume alone (--data-dir).
+k -n "$NS" delete pod orders-durable-0 >/dev/null
+durable_back() {
+  [[ "$(k -n "$NS" get pod orders-durable-0 -o jsonpath='{.metadata.deletionTimestamp}{.status.containerStatuses[0].ready}' 2>/dev/null)" == true ]]
+}
+check "the durable replica, deleted while it is the only member, restarts from its volume" eventually 90 durable_back
 k -n "$NS" scale deployment svc-a svc-b --replicas=2 >/dev/null
 check "scaled back to two each, the pods start again" eventually 180 all_ready 4
 mapfile -t A_IPS < <(pod_ips svc-a)
 mapfile -t B_IPS < <(pod_ips svc-b)
 ALL_IPS=("${A_IPS[@]}" "${B_IPS[@]}")
 kept() { read_everywhere survivor kept 10 && read_everywhere visits $((4 * PER_POD)) 5 && read_everywhere acked-20 v20 5; }
-check "the data outlived the scale to zero (kept by the durable replica)" kept
+check "the data outlived the scale to zero and the durable replica's restart" kept
 
 say "time from kubectl apply to 4 ready pods: ${PODS_READY_SECONDS}s; write visible on all pods: ${REPLICATION_MS} ms; deleted pod replaced and ready: ${REPLACE_SECONDS}s"
 
@@ -229,4 +235,5 @@ leftovers() {
   echo "$out"; [[ -z "$out" ]]
 }
 check "deleting the SyncedDatabase and helm uninstall leave nothing behind" eventually 90 leftovers
-k delete pv syncmesh-e2e-durable-0 storageclass syncmesh-e2e-local >/dev/null 2>&1
+# The test's own volume (not the product's): released once the StatefulSet's claim went.
+k delete pv/syncmesh-e2e-durable-0 storageclass/syncmesh-e2e-local >/dev/null 2>&1 || true
