@@ -44,15 +44,9 @@ cleanup() {
   fi
   "$CLUSTER" --name "$NAME" down 2>&1 | sed 's/^/    /'
   rm -rf "$WORK"
-  if (( rc != 0 && FAILED == 0 )); then fail "e2e test aborted (exit $rc)"; fi
-  say "finished in $((SECONDS - STARTED_AT))s"
-  summary
-  if (( FAILED > 0 )); then exit 1; fi
-  exit "$rc"
+  finish "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # ------------------------------------------------------------------ build, cluster, images
 say "building the replica, the operator and the demo service"

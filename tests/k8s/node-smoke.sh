@@ -39,15 +39,9 @@ cleanup() {
     [[ -n "${NS:-}" ]] && "$KUBECTL" -n "$NS" get pods -o wide 2>&1 | sed 's/^/    /'
   fi
   "$CLUSTER" --name "$NAME" down 2>&1 | sed 's/^/    /'
-  if (( rc != 0 && FAILED == 0 )); then fail "node smoke test aborted (exit $rc)"; fi
-  say "finished in $((SECONDS - STARTED_AT))s"
-  summary
-  if (( FAILED > 0 )); then exit 1; fi
-  exit "$rc"
+  finish "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 [[ $(id -u) == 0 ]] || { echo "node-smoke.sh needs root"; exit 1; }
 command -v redis-cli >/dev/null || { echo "node-smoke.sh needs redis-cli (apt-get install redis-tools)"; exit 1; }

@@ -39,15 +39,9 @@ cleanup() {
   fi
   "$CLUSTER" --name "$NAME" down 2>&1 | sed 's/^/    /'
   rm -rf "$WORK"
-  if (( rc != 0 && FAILED == 0 )); then fail "operator test aborted (exit $rc)"; fi
-  say "finished in $((SECONDS - STARTED_AT))s"
-  summary
-  if (( FAILED > 0 )); then exit 1; fi
-  exit "$rc"
+  finish "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 free_port() {
   local p

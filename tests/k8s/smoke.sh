@@ -38,15 +38,9 @@ cleanup() {
   "$CLUSTER" --name "$NAME2" down >/dev/null 2>&1
   "$CLUSTER" --name "$NAME" down 2>&1 | sed 's/^/    /'
   rm -rf "$WORK"
-  if (( rc != 0 && FAILED == 0 )); then fail "smoke test aborted (exit $rc)"; fi
-  say "finished in $((SECONDS - STARTED_AT))s"
-  summary
-  if (( FAILED > 0 )); then exit 1; fi
-  exit "$rc"
+  finish "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # ------------------------------------------------------------------ up
 say "bringing up control plane '$NAME' (builds binaries on first use)"

@@ -30,3 +30,21 @@ eventually() {
   done
 }
 summary() { echo "$PASSED passed, $FAILED failed"; }
+
+# finish RC: the end of a test script's EXIT handler: an unexpected exit counts as a failed
+# check, then the time, the summary, and the exit status (1 if any check failed).
+finish() {
+  local rc=$1
+  if (( rc != 0 && FAILED == 0 )); then fail "$TEST_TAG test aborted (exit $rc)"; fi
+  say "finished in $((SECONDS - ${STARTED_AT:-0}))s"
+  summary
+  if (( FAILED > 0 )); then exit 1; fi
+  exit "$rc"
+}
+
+# on_exit FUNCTION: run FUNCTION when the script ends, also on Ctrl-C and SIGTERM.
+on_exit() {
+  trap "$1" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
