@@ -408,3 +408,36 @@ fn a_silent_mesh_connection_is_dropped_and_dialled_again() {
     let info: String = redis::cmd("INFO").arg("mesh").query(&mut a.client()).unwrap();
     assert!(info.contains("mesh_peers_connected:1"), "A is connected again: {info} (after {took:?})");
 }
+
+/// `XADD *` on several replicas in the same milliseconds: every acknowledged entry stays (the
+/// ids carry each replica's tag, so two replicas never pick the same one).
+#[test]
+fn concurrent_xadds_on_several_replicas_keep_every_entry() {
+    let replicas = mesh(3, &[]);
+    const PER_REPLICA: usize = 3000;
+    let ids: Vec<Vec<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = replicas
+            .iter()
+            .enumerate()
+            .map(|(r, replica)| {
+                s.spawn(move || {
+                    let mut c = replica.client();
+                    let mut pipe = redis::pipe();
+                    for i in 0..PER_REPLICA {
+                        pipe.cmd("XADD").arg("events").arg("*").arg("from").arg(format!("{r}-{i}"));
+                    }
+                    pipe.query::<Vec<String>>(&mut c).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: HashSet<&String> = ids.iter().flatten().collect();
+    assert_eq!(all.len(), 3 * PER_REPLICA, "two replicas picked the same id");
+    let refs: Vec<&ReplicaProcess> = replicas.iter().collect();
+    converge(&refs, Duration::from_secs(20));
+    for r in &replicas {
+        let len: usize = redis::cmd("XLEN").arg("events").query(&mut r.client()).unwrap();
+        assert_eq!(len, 3 * PER_REPLICA, "an acknowledged entry is hidden");
+    }
+}

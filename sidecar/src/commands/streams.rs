@@ -188,6 +188,39 @@ fn ids_to_trim(s: &StreamPart, spec: &TrimSpec) -> Vec<StreamId> {
     doomed
 }
 
+/// Bits of the replica id that `XADD *` puts into the sequence part of an id (see
+/// [`tagged_auto_id`]); the sequence's upper 16 bits count entries within one millisecond.
+const ID_TAG_BITS: u32 = 48;
+
+/// The tag of this replica's auto-generated stream ids while it is part of a mesh; `None` alone,
+/// where ids are exactly Redis's (`<ms>-0`, `<ms>-1`, …).
+fn mesh_id_tag(ctx: &Ctx) -> Option<u64> {
+    if ctx.server.mesh.is_none() || ctx.store.replica.is_solo() {
+        return None;
+    }
+    Some(ctx.server.replica_id & ((1 << ID_TAG_BITS) - 1))
+}
+
+/// The id `XADD *` picks in a mesh: `<ms>-<n·2^48 + tag>`, greater than the stream's top id.
+///
+/// Two replicas adding to one stream in the same millisecond, before either has the other's
+/// entry, would both pick `<ms>-0` with Redis's rule, and one of the two acknowledged entries
+/// would be hidden behind the other. With the replica's tag in the sequence they pick different
+/// ids (equal tags need two replica ids equal in 48 random bits). `n` counts up from the top
+/// id's so a replica's ids still increase within a millisecond; past 65535 entries in one
+/// millisecond the id moves to the next millisecond.
+fn tagged_auto_id(ms: u64, last: StreamId, tag: u64) -> Option<StreamId> {
+    if ms > last.ms {
+        return Some(StreamId::new(ms, tag));
+    }
+    let n = (last.seq >> ID_TAG_BITS) + 1;
+    if n < 1 << (64 - ID_TAG_BITS) {
+        Some(StreamId::new(ms, (n << ID_TAG_BITS) | tag))
+    } else {
+        ms.checked_add(1).map(|next| StreamId::new(next, tag))
+    }
+}
+
 fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let mut nomkstream = false;
@@ -229,12 +262,14 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         || CmdError::msg("The ID specified in XADD is equal or smaller than the target stream top item");
     let id = if &id_arg[..] == b"*" {
         let ms = ctx.now.max(last.ms);
-        if ms == last.ms {
-            last.next().ok_or_else(|| {
+        match mesh_id_tag(ctx) {
+            Some(tag) => tagged_auto_id(ms, last, tag).ok_or_else(|| {
                 CmdError::msg("The stream has exhausted the last possible ID, unable to add more items")
-            })?
-        } else {
-            StreamId::new(ms, 0)
+            })?,
+            None if ms == last.ms => last.next().ok_or_else(|| {
+                CmdError::msg("The stream has exhausted the last possible ID, unable to add more items")
+            })?,
+            None => StreamId::new(ms, 0),
         }
     } else if let Some(ms) = id_arg.strip_suffix(b"-*") {
         let ms = parse_id(ms, 0)?.ms;
@@ -1239,4 +1274,35 @@ fn write_stream_info(ctx: &mut Ctx, s: &StreamPart, full: bool, count: usize, no
         }
     }
     let _ = now;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAG_A: u64 = 0x0000_1234_5678_9abc;
+    const TAG_B: u64 = 0x0000_fedc_ba98_7654;
+
+    #[test]
+    fn tagged_ids_of_two_replicas_in_one_millisecond_differ_and_increase() {
+        let empty = StreamId::new(0, 0);
+        let a = tagged_auto_id(1000, empty, TAG_A).unwrap();
+        let b = tagged_auto_id(1000, empty, TAG_B).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a, StreamId::new(1000, TAG_A));
+        // After b's entry arrived, a's next id in the same millisecond is above it.
+        let a2 = tagged_auto_id(1000, b.max(a), TAG_A).unwrap();
+        assert!(a2 > a && a2 > b);
+        assert_eq!(a2.seq & ((1 << ID_TAG_BITS) - 1), TAG_A);
+        // A clock behind the top id continues after it (the caller passes max(now, top.ms)).
+        let a3 = tagged_auto_id(2000, StreamId::new(2000, 7), TAG_A).unwrap();
+        assert!(a3 > StreamId::new(2000, 7));
+    }
+
+    #[test]
+    fn a_full_millisecond_moves_to_the_next_one() {
+        let top = StreamId::new(1000, u64::MAX);
+        assert_eq!(tagged_auto_id(1000, top, TAG_A), Some(StreamId::new(1001, TAG_A)));
+        assert_eq!(tagged_auto_id(u64::MAX, StreamId::new(u64::MAX, u64::MAX), TAG_A), None);
+    }
 }
