@@ -164,6 +164,16 @@ serving_cert() {
 }
 check "the webhook serves a certificate for its Service name (and 127.0.0.1)" serving_cert
 
+upgrade_keeps_bundle() {
+  local before after
+  before=$(k get mutatingwebhookconfiguration syncmesh-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')
+  "$HELM" upgrade "$RELEASE" "$ROOT/charts/syncmesh" "${CHART_ARGS[@]}" --set operator.logLevel=debug >/dev/null || return 1
+  after=$(k get mutatingwebhookconfiguration syncmesh-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')
+  [[ -n "$before" && "$before" == "$after" ]] &&
+    [[ -n "$(k -n "$SYSTEM_NS" get secret syncmesh-webhook-tls -o jsonpath='{.data.tls\.crt}')" ]]
+}
+check "helm upgrade keeps the caBundle and certificate the operator set" upgrade_keeps_bundle
+
 # ------------------------------------------------------------------ a SyncedDatabase to Ready
 t0=$(date +%s.%N)
 k -n "$NS" apply -f - >/dev/null <<EOF
