@@ -11,23 +11,11 @@ use common::{converge, free_port, ReplicaProcess};
 use redis::Commands;
 
 fn info_u64(r: &ReplicaProcess, section: &str, field: &str) -> u64 {
-    let text: String = redis::cmd("INFO").arg(section).query(&mut r.client()).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
-        .trim()
-        .parse()
-        .unwrap()
+    r.info_field(section, field).parse().unwrap()
 }
 
 fn snapshots_sent(r: &ReplicaProcess) -> u64 {
-    let (_, body) = r.http_get("/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix("syncmesh_mesh_snapshots_sent "))
-        .expect("snapshots metric")
-        .trim()
-        .parse()
-        .unwrap()
+    r.metric("syncmesh_mesh_snapshots_sent")
 }
 
 /// Pipelined SETs of `n` values of `size` bytes over `keys` keys.

@@ -47,13 +47,15 @@ impl Drop for TempDir {
     }
 }
 
-fn info_field(r: &ReplicaProcess, section: &str, field: &str) -> String {
-    let text: String = redis::cmd("INFO").arg(section).query(&mut r.client()).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("INFO {section} has no {field}: {text}"))
-        .trim()
-        .to_string()
+/// A replica A on `data` (its log to `log`, `extra` flags) and a memory-only peer B, meshed.
+fn durable_with_peer(data: &Path, log: &Path, extra: &[&str]) -> (ReplicaProcess, ReplicaProcess) {
+    let ports_a = (free_port(), free_port(), free_port());
+    let b = ReplicaProcess::start(&["--peers", &format!("127.0.0.1:{}", ports_a.2)]);
+    let seed_b = format!("127.0.0.1:{}", b.mesh_port);
+    let mut args =
+        vec!["--peers", &seed_b, "--bootstrap-timeout-ms", "300", "--data-dir", data.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    (ReplicaProcess::start_logged_on(ports_a, &args, log), b)
 }
 
 /// Writes of several types, some pipelined, as a client would make them.
@@ -89,14 +91,14 @@ fn data_survives_kill_9_in_every_fsync_mode() {
     for mode in ["always", "everysec", "no"] {
         let dir = TempDir::new(&format!("modes-{mode}"));
         let mut r = ReplicaProcess::start(&["--data-dir", dir.path(), "--appendfsync", mode]);
-        assert_eq!(info_field(&r, "persistence", "aof_enabled"), "1");
-        assert_eq!(info_field(&r, "persistence", "aof_fsync_policy"), mode);
-        let id = info_field(&r, "mesh", "replica_id");
+        assert_eq!(r.info_field("persistence", "aof_enabled"), "1");
+        assert_eq!(r.info_field("persistence", "aof_fsync_policy"), mode);
+        let id = r.info_field("mesh", "replica_id");
         write_mix(&r, mode);
         let digest = r.digest();
         r.kill9_and_restart();
         assert_eq!(r.digest(), digest, "appendfsync {mode}: state after kill -9");
-        assert_eq!(info_field(&r, "mesh", "replica_id"), id, "appendfsync {mode}: same identity");
+        assert_eq!(r.info_field("mesh", "replica_id"), id, "appendfsync {mode}: same identity");
         let mut c = r.client();
         let v: i64 = c.get(format!("{mode}:counter")).unwrap();
         assert_eq!(v, 51);
@@ -108,9 +110,9 @@ fn data_survives_kill_9_in_every_fsync_mode() {
         let v: i64 = r.client().get(format!("{mode}:counter")).unwrap();
         assert_eq!(v, 52, "appendfsync {mode}: second recovery");
         if mode == "always" {
-            let written: u64 = info_field(&r, "persistence", "aof_records_written").parse().unwrap();
+            let written: u64 = r.info_field("persistence", "aof_records_written").parse().unwrap();
             let _: i64 = r.client().incr("after", 1).unwrap();
-            let synced: u64 = info_field(&r, "persistence", "aof_records_fsynced").parse().unwrap();
+            let synced: u64 = r.info_field("persistence", "aof_records_fsynced").parse().unwrap();
             assert!(synced > written, "the INCR was fsynced before its reply: {synced} > {written}");
         }
     }
@@ -119,13 +121,13 @@ fn data_survives_kill_9_in_every_fsync_mode() {
 #[test]
 fn without_a_data_dir_a_restart_is_a_new_empty_member() {
     let mut r = ReplicaProcess::start(&[]);
-    assert_eq!(info_field(&r, "persistence", "aof_enabled"), "0");
-    let id = info_field(&r, "mesh", "replica_id");
+    assert_eq!(r.info_field("persistence", "aof_enabled"), "0");
+    let id = r.info_field("mesh", "replica_id");
     let _: () = r.client().set("k", "v").unwrap();
     r.kill9_and_restart();
     let v: Option<String> = r.client().get("k").unwrap();
     assert_eq!(v, None);
-    assert_ne!(info_field(&r, "mesh", "replica_id"), id);
+    assert_ne!(r.info_field("mesh", "replica_id"), id);
     let err = redis::cmd("BGREWRITEAOF").query::<String>(&mut r.client()).unwrap_err();
     assert!(err.to_string().contains("--data-dir"), "{err}");
 }
@@ -150,7 +152,7 @@ fn a_restarted_mesh_member_keeps_its_identity_and_loses_or_repeats_nothing() {
     let b = ReplicaProcess::spawn_on(ports_b, &b_args);
     a.wait_ready(Duration::from_secs(20));
     b.wait_ready(Duration::from_secs(20));
-    let id = info_field(&a, "mesh", "replica_id");
+    let id = a.info_field("mesh", "replica_id");
 
     let incr = |r: &ReplicaProcess, n: usize| {
         let mut c = r.client();
@@ -165,7 +167,7 @@ fn a_restarted_mesh_member_keeps_its_identity_and_loses_or_repeats_nothing() {
     converge(&[&a, &b], Duration::from_secs(20));
 
     a.kill9_and_restart();
-    assert_eq!(info_field(&a, "mesh", "replica_id"), id, "the replica id came back from the data dir");
+    assert_eq!(a.info_field("mesh", "replica_id"), id, "the replica id came back from the data dir");
     // The peer wrote while it was gone; the restarted replica writes right away, before or
     // while it catches up.
     incr(&a, 50);
@@ -266,20 +268,13 @@ fn a_corrupt_snapshot_falls_back_to_a_bootstrap_from_a_peer() {
     let dir = TempDir::new("badsnap");
     let data = dir.join("data");
     let log = dir.join("replica.log");
-    let ports_a = (free_port(), free_port(), free_port());
-    let b = ReplicaProcess::start(&["--peers", &format!("127.0.0.1:{}", ports_a.2)]);
-    let seed_b = format!("127.0.0.1:{}", b.mesh_port);
-    let mut a = ReplicaProcess::start_logged_on(
-        ports_a,
-        &["--peers", &seed_b, "--bootstrap-timeout-ms", "300", "--data-dir", data.to_str().unwrap()],
-        &log,
-    );
+    let (mut a, b) = durable_with_peer(&data, &log, &[]);
     write_mix(&a, "a");
     write_mix(&b, "b");
     converge(&[&a, &b], Duration::from_secs(20));
     let _: () = redis::cmd("SAVE").query(&mut a.client()).unwrap();
     assert!(data.join("snapshot.bin").exists());
-    let id = info_field(&a, "mesh", "replica_id");
+    let id = a.info_field("mesh", "replica_id");
     let digest = b.digest();
     a.kill();
     let snap = data.join("snapshot.bin");
@@ -288,7 +283,7 @@ fn a_corrupt_snapshot_falls_back_to_a_bootstrap_from_a_peer() {
     bytes[mid] ^= 0xff;
     std::fs::write(&snap, bytes).unwrap();
     a.kill9_and_restart();
-    assert_ne!(info_field(&a, "mesh", "replica_id"), id, "a new member");
+    assert_ne!(a.info_field("mesh", "replica_id"), id, "a new member");
     converge(&[&a, &b], Duration::from_secs(20));
     assert_eq!(a.digest(), digest, "everything came back from the peer");
     let text = std::fs::read_to_string(&log).unwrap();
@@ -319,20 +314,20 @@ fn the_log_is_compacted_into_a_snapshot_and_recovery_uses_it() {
         let _: () = pipe.query(&mut c).unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(&r, "persistence", "aof_rewrites") == "0" {
+    while r.info_field("persistence", "aof_rewrites") == "0" {
         assert!(Instant::now() < deadline, "no automatic rewrite");
         std::thread::sleep(Duration::from_millis(100));
     }
-    while info_field(&r, "persistence", "aof_rewrite_in_progress") == "1" {
+    while r.info_field("persistence", "aof_rewrite_in_progress") == "1" {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(info_field(&r, "persistence", "aof_last_bgrewrite_status"), "ok");
+    assert_eq!(r.info_field("persistence", "aof_last_bgrewrite_status"), "ok");
     assert!(dir.join("snapshot.bin").exists());
     let _: i64 = c.incr("counter", 1).unwrap();
     let reply: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
     assert!(reply.contains("started"), "{reply}");
     let _: i64 = c.incr("counter", 1).unwrap();
-    while info_field(&r, "persistence", "aof_rewrite_in_progress") == "1" {
+    while r.info_field("persistence", "aof_rewrite_in_progress") == "1" {
         std::thread::sleep(Duration::from_millis(20));
     }
     let lastsave: i64 = redis::cmd("LASTSAVE").query(&mut c).unwrap();
@@ -405,24 +400,8 @@ fn a_replica_whose_log_lost_writes_a_peer_holds_starts_over_as_a_new_member() {
     let dir = TempDir::new("lost-tail");
     let data = dir.join("data");
     let log = dir.join("replica.log");
-    let ports_a = (free_port(), free_port(), free_port());
-    let b = ReplicaProcess::start(&["--peers", &format!("127.0.0.1:{}", ports_a.2)]);
-    let seed_b = format!("127.0.0.1:{}", b.mesh_port);
-    let mut a = ReplicaProcess::start_logged_on(
-        ports_a,
-        &[
-            "--peers",
-            &seed_b,
-            "--bootstrap-timeout-ms",
-            "300",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--appendfsync",
-            "no",
-        ],
-        &log,
-    );
-    let id = info_field(&a, "mesh", "replica_id");
+    let (mut a, b) = durable_with_peer(&data, &log, &["--appendfsync", "no"]);
+    let id = a.info_field("mesh", "replica_id");
     let mut c = a.client();
     for i in 0..10 {
         let _: () = c.set(format!("k{i}"), i).unwrap();
@@ -445,7 +424,7 @@ fn a_replica_whose_log_lost_writes_a_peer_holds_starts_over_as_a_new_member() {
     assert!(!data.join("snapshot.bin").exists() && dir_is_empty_of_logs(&data));
 
     a.kill9_and_restart();
-    assert_ne!(info_field(&a, "mesh", "replica_id"), id);
+    assert_ne!(a.info_field("mesh", "replica_id"), id);
     converge(&[&a, &b], Duration::from_secs(20));
     for i in 0..10 {
         let v: Option<i64> = a.client().get(format!("k{i}")).unwrap();
@@ -460,13 +439,7 @@ fn dir_is_empty_of_logs(dir: &Path) -> bool {
 }
 
 fn snapshots_sent(r: &ReplicaProcess) -> u64 {
-    let (_, body) = r.http_get("/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix("syncmesh_mesh_snapshots_sent "))
-        .expect("snapshots metric")
-        .trim()
-        .parse()
-        .unwrap()
+    r.metric("syncmesh_mesh_snapshots_sent")
 }
 
 /// Both replicas durable. B is down while A writes; then A is killed and restarted, then B
@@ -548,7 +521,7 @@ fn a_full_disk_refuses_writes_until_it_has_room_again() {
     }
     let refusal = refusal.expect("a write is refused once the disk is full");
     assert!(refusal.contains("MISCONF"), "{refusal}");
-    assert_eq!(info_field(&r, "persistence", "aof_last_write_status"), "err");
+    assert_eq!(r.info_field("persistence", "aof_last_write_status"), "err");
     let v: Option<String> = c.get("k0").unwrap();
     assert_eq!(v.as_deref(), Some(value.as_str()), "reads keep working");
 
@@ -562,7 +535,7 @@ fn a_full_disk_refuses_writes_until_it_has_room_again() {
         assert!(Instant::now() < deadline, "writes accepted again once there is room");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(info_field(&r, "persistence", "aof_last_write_status"), "ok");
+    assert_eq!(r.info_field("persistence", "aof_last_write_status"), "ok");
     drop(c);
     r.kill9_and_restart();
     let mut c = r.client();

@@ -280,12 +280,14 @@ untouched() {
   [[ -z "${out//$'\n'/}" ]]
 }
 check "an unlabelled Deployment's pods are untouched" eventually 30 untouched
-unknown_db() {
+# pod_refused POD DATABASE MESSAGE: a pod labelled for DATABASE is refused with MESSAGE.
+pod_refused() {
   local out
-  if out=$(k -n "$NS" run stray --image=x:1 --labels=syncmesh.io/database=nope 2>&1); then echo "admitted: $out"; return 1; fi
-  echo "$out"; grep -q "SyncedDatabase \"nope\" does not exist in namespace \"$NS\"" <<<"$out"
+  if out=$(k -n "$NS" run "$1" --image=x:1 --labels="syncmesh.io/database=$2" 2>&1); then echo "admitted: $out"; return 1; fi
+  echo "$out"; grep -qF -- "$3" <<<"$out"
 }
-check "a pod naming an unknown database is refused with a clear message" unknown_db
+check "a pod naming an unknown database is refused with a clear message" \
+  pod_refused stray nope "SyncedDatabase \"nope\" does not exist in namespace \"$NS\""
 members_counted() {
   [[ "$(k -n "$NS" get sdb orders -o jsonpath='{.status.members.injected}/{.status.members.ready} {.status.conditions[?(@.type=="MeshFormed")].reason}')" == "2/0 NoReadyMembers" ]]
 }
@@ -386,24 +388,15 @@ cleaned_up() {
     [[ "$(k -n "$NS" get sdb orders -o jsonpath='{.metadata.finalizers}')" == '["test.syncmesh.io/hold"]' ]]
 }
 check "on deletion the finalizer removes the Service and Secrets, then itself" eventually 30 cleaned_up
-being_deleted() {
-  local out
-  if out=$(k -n "$NS" run late --image=x:1 --labels=syncmesh.io/database=orders 2>&1); then echo "admitted: $out"; return 1; fi
-  echo "$out"; grep -q "SyncedDatabase \"orders\" in namespace \"$NS\" is being deleted; new pods cannot join it" <<<"$out"
-}
-check "a pod for a database being deleted is refused" being_deleted
+check "a pod for a database being deleted is refused" \
+  pod_refused late orders "SyncedDatabase \"orders\" in namespace \"$NS\" is being deleted; new pods cannot join it"
 k -n "$NS" patch sdb orders --type json -p '[{"op":"remove","path":"/metadata/finalizers/0"}]' >/dev/null
 gone() {
   ! k -n "$NS" get sdb orders 2>/dev/null && ! k -n "$NS" get service orders-mesh 2>/dev/null &&
     ! k -n "$NS" get secret orders-mesh-ca 2>/dev/null && ! k -n "$NS" get secret orders-mesh-tls 2>/dev/null
 }
 check "deleting the SyncedDatabase removes it, its Service and its Secrets" eventually 30 gone
-refused_after_delete() {
-  local out
-  if out=$(k -n "$NS" run late --image=x:1 --labels=syncmesh.io/database=orders 2>&1); then echo "admitted: $out"; return 1; fi
-  grep -q 'does not exist' <<<"$out"
-}
-check "pods can no longer join it" refused_after_delete
+check "pods can no longer join it" pod_refused late orders 'SyncedDatabase "orders" does not exist'
 check "helm uninstall" "$HELM" uninstall "$RELEASE" --namespace "$SYSTEM_NS" --wait
 nothing_left() {
   local out

@@ -95,23 +95,13 @@ pub async fn run(ctx: Arc<Context>) {
     let client = ctx.client.clone();
     let databases: Api<SyncedDatabase> = Api::all(client.clone());
     let opt_in = watcher::Config::default().labels(DATABASE_LABEL);
+    // Only objects this operator labelled are watched (not every Secret in the cluster).
+    let owned = || watcher::Config::default().labels(resources::OWNED_SELECTOR);
     Controller::new(databases, watcher::Config::default())
-        .owns(
-            Api::<Service>::all(client.clone()),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=syncmesh-operator"),
-        )
-        .owns(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=syncmesh-operator"),
-        )
-        .owns(
-            Api::<StatefulSet>::all(client.clone()),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=syncmesh-operator"),
-        )
-        .owns(
-            Api::<PodDisruptionBudget>::all(client.clone()),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=syncmesh-operator"),
-        )
+        .owns(Api::<Service>::all(client.clone()), owned())
+        .owns(Api::<Secret>::all(client.clone()), owned())
+        .owns(Api::<StatefulSet>::all(client.clone()), owned())
+        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
         // A pod that opts in (or changes readiness) changes the database's status.
         .watches(Api::<Pod>::all(client.clone()), opt_in, |pod: Pod| {
             let name = pod.labels().get(DATABASE_LABEL)?.clone();

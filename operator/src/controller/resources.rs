@@ -16,12 +16,16 @@ pub const ROLE_LABEL: &str = "syncmesh.io/role";
 /// Where a durable replica keeps its data (the PersistentVolumeClaim's mount).
 pub const DURABLE_DATA_DIR: &str = "/data";
 
+/// The label selector of every object the operator owns (see [`labels`]).
+pub const OWNED_SELECTOR: &str = "app.kubernetes.io/managed-by=syncmesh-operator";
+
 /// Labels every owned object carries.
 pub fn labels(db: &SyncedDatabase) -> BTreeMap<String, String> {
+    let (managed_by, operator) = OWNED_SELECTOR.split_once('=').expect("a key=value selector");
     [
         ("app.kubernetes.io/name", "syncmesh"),
         ("app.kubernetes.io/instance", db.metadata.name.as_deref().unwrap_or_default()),
-        ("app.kubernetes.io/managed-by", "syncmesh-operator"),
+        (managed_by, operator),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -301,19 +301,22 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.write(key, Effect::StreamAdd { id, fields });
     if let Some(spec) = trim {
         let doomed = stream(ctx, key)?.map(|s| ids_to_trim(s, &spec)).unwrap_or_default();
-        if !doomed.is_empty() {
-            let max_deleted = max_deleted_after(ctx, key, &doomed)?;
-            ctx.write(key, Effect::StreamDel { ids: doomed, max_deleted });
-        }
+        delete_entries(ctx, key, doomed)?;
     }
     ctx.out.bulk(id.to_string().as_bytes());
     Ok(())
 }
 
-/// The greatest deleted id once `ids` are deleted.
-fn max_deleted_after(ctx: &mut Ctx, key: &[u8], ids: &[StreamId]) -> Result<StreamId, CmdError> {
-    let current = stream(ctx, key)?.map(|s| s.max_deleted_id()).unwrap_or_default();
-    Ok(ids.iter().copied().fold(current, StreamId::max))
+/// Deletes the entries `ids` (present ones) and raises the stream's greatest deleted id;
+/// returns how many.
+fn delete_entries(ctx: &mut Ctx, key: &[u8], ids: Vec<StreamId>) -> Result<usize, CmdError> {
+    let n = ids.len();
+    if n > 0 {
+        let current = stream(ctx, key)?.map(|s| s.max_deleted_id()).unwrap_or_default();
+        let max_deleted = ids.iter().copied().fold(current, StreamId::max);
+        ctx.write(key, Effect::StreamDel { ids, max_deleted });
+    }
+    Ok(n)
 }
 
 fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -596,11 +599,7 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => vec![],
         Some(s) => distinct_present(ids, |id| s.entries.contains_key(id)),
     };
-    let n = present.len();
-    if n > 0 {
-        let max_deleted = max_deleted_after(ctx, &args[1], &present)?;
-        ctx.write(&args[1], Effect::StreamDel { ids: present, max_deleted });
-    }
+    let n = delete_entries(ctx, &args[1], present)?;
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -619,11 +618,7 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let doomed = stream(ctx, &args[1])?.map(|s| ids_to_trim(s, &spec)).unwrap_or_default();
-    let n = doomed.len();
-    if n > 0 {
-        let max_deleted = max_deleted_after(ctx, &args[1], &doomed)?;
-        ctx.write(&args[1], Effect::StreamDel { ids: doomed, max_deleted });
-    }
+    let n = delete_entries(ctx, &args[1], doomed)?;
     ctx.out.int(n as i64);
     Ok(())
 }

@@ -179,6 +179,26 @@ impl ReplicaProcess {
         redis::Client::open(self.url()).unwrap().get_connection().unwrap()
     }
 
+    /// One field of an `INFO` section.
+    pub fn info_field(&self, section: &str, field: &str) -> String {
+        let text: String = redis::cmd("INFO").arg(section).query(&mut self.client()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("INFO {section} has no {field}: {text}"))
+            .trim()
+            .to_string()
+    }
+
+    /// The value of an unlabelled Prometheus metric on the admin port.
+    pub fn metric(&self, name: &str) -> u64 {
+        let (_, body) = self.http_get("/metrics");
+        let value = body
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no metric {name}"));
+        value.trim().parse().unwrap_or_else(|_| panic!("metric {name} is not a count: {value}"))
+    }
+
     pub fn http_get(&self, path: &str) -> (u16, String) {
         self.try_http_get(path).unwrap()
     }
