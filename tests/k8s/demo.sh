@@ -101,6 +101,10 @@ demo_ready_pods() {
 
 demo_up() {
   local name=${DEMO_NAME:-demo} env_out kubectl helm deadline a b
+  demo_log "installing missing packages (CNI plugins, conntrack, gcc, libseccomp, ...)"
+  # shellcheck source=tests/lib/deps.sh
+  repo=$DEMO_ROOT source "$DEMO_ROOT/tests/lib/deps.sh"
+  repo=$DEMO_ROOT install_test_dependencies || return 1
   demo_log "building the replica, the operator and the demo service"
   demo_build || return 1
   demo_log "starting the cluster '$name' (control plane and node; the first run builds them from source)"
