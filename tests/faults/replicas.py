@@ -21,6 +21,8 @@ from network import enter_netns
 CLIENT_PORT = 6379
 MESH_PORT = 7379
 ADMIN_PORT = 9379
+# The mesh listens on the hosts' network addresses without TLS: members prove they know this.
+MESH_SECRET = "faults-mesh-secret"
 
 
 def data_dir_supported(binary):
@@ -73,7 +75,7 @@ class Replica:
                 "--admin-bind", "127.0.0.1", "--admin-port", str(ADMIN_PORT),
                 "--mesh-bind", self.host.ip, "--mesh-port", str(MESH_PORT),
                 "--advertise-addr", f"{self.host.ip}:{MESH_PORT}",
-                "--mesh-insecure", "--database", "faults",
+                "--mesh-insecure", "--mesh-secret", MESH_SECRET, "--database", "faults",
                 "--peers", ",".join(self.seeds),
                 "--retire-after-secs", str(self.retire_after),
                 "--clock-offset-ms", str(self.clock_offset_ms)]

@@ -38,6 +38,7 @@ pub const COMMANDS: &[Command] = &[
     cmd("syncmesh.digest", 1, READONLY, (0, 0, 0), "syncmesh", "Returns a digest of the visible keyspace; equal on converged replicas.", digest),
     cmd("wait", 3, 0, (0, 0, 0), "generic", "Blocks until the mesh peers have applied this connection's writes, or the timeout.", wait),
     cmd("syncmesh.peers", 1, READONLY, (0, 0, 0), "syncmesh", "Returns the mesh peers with their state and lag.", peers),
+    cmd("syncmesh.unquarantine", 2, ADMIN, (0, 0, 0), "syncmesh", "Lets quarantined mesh members connect again.", unquarantine),
 ];
 
 fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
@@ -152,7 +153,7 @@ fn peers(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     };
     ctx.out.array(list.len());
     for p in list {
-        ctx.out.map(6);
+        ctx.out.map(6 + p.reason.is_some() as usize);
         ctx.out.bulk(b"id");
         ctx.out.bulk(p.id.as_bytes());
         ctx.out.bulk(b"state");
@@ -168,7 +169,33 @@ fn peers(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         ctx.out.int(p.time_lag_ms as i64);
         ctx.out.bulk(b"connected_secs");
         ctx.out.int(p.connected_secs.map(|s| s as i64).unwrap_or(-1));
+        if let Some(reason) = &p.reason {
+            ctx.out.bulk(b"reason");
+            ctx.out.bulk(reason.as_bytes());
+        }
     }
+    Ok(())
+}
+
+/// SYNCMESH.UNQUARANTINE id|ALL: lets quarantined members connect again (after a person found
+/// out why they were refused, see docs/durability.md); replies how many were released.
+fn unquarantine(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(mesh) = &ctx.server.mesh else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let which = if args[1].eq_ignore_ascii_case(b"all") {
+        None
+    } else {
+        let id = std::str::from_utf8(&args[1])
+            .ok()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+            .ok_or_else(|| {
+                CmdError::msg("the member id is 16 hexadecimal digits, as SYNCMESH.PEERS shows it, or ALL")
+            })?;
+        Some(id)
+    };
+    ctx.out.int(mesh.release(which) as i64);
     Ok(())
 }
 
@@ -295,17 +322,18 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let connected = peers.iter().filter(|p| p.state == "connected").count();
         let _ = write!(
             s,
-            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nmesh_pubsub_dropped:{}\r\nversion_vector:{}\r\n",
+            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nmesh_pubsub_dropped:{}\r\nmesh_quarantined_peers:{}\r\nversion_vector:{}\r\n",
             server.replica_id,
             server.config.database,
             server.mesh.is_some() as u8,
             server.config.mesh_port,
-            peers.iter().filter(|p| p.state != "retired").count(),
+            peers.iter().filter(|p| p.state != "retired" && p.state != "quarantined").count(),
             connected,
             tombstones(ctx),
             ctx.store.log.len(),
             ctx.store.log.bytes(),
             server.mesh.as_ref().map(|m| m.control_dropped.load(Ordering::Relaxed)).unwrap_or(0),
+            server.mesh.as_ref().map(|m| m.quarantined_count()).unwrap_or(0),
             vv.join(","),
         );
         for (i, p) in peers.iter().enumerate() {
