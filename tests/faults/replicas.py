@@ -8,6 +8,7 @@ data directory that survives its restarts (when the binary implements `--data-di
 
 import concurrent.futures
 import http.client
+import json
 import os
 import signal
 import subprocess
@@ -149,6 +150,18 @@ class Replica:
             finally:
                 conn.disconnect()
         return self.pool.submit(run).result()
+
+    def lie_to(self, liar_binary, key):
+        """Runs the lying member against this replica (from inside its host, so that no fault
+        of the network stands in its way); returns what each of its steps observed."""
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.host.ns, liar_binary,
+             "--target", f"{self.host.ip}:{MESH_PORT}", "--database", "faults",
+             "--secret", MESH_SECRET, "--key", key],
+            capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"the lying member failed: {out.stderr.strip()}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
     def identity(self):
         """The replica id it runs under (INFO mesh)."""
