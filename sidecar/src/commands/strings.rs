@@ -374,10 +374,9 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !new.is_finite() {
         return Err(CmdError::msg("increment would produce NaN or Infinity"));
     }
-    ctx.write(&args[1], Effect::Incr { int: 0, float: by.to_f64(), is_float: true, ext: Some(by) });
-    // Reply with what the key now shows (the same text GET returns).
-    let shown =
-        ctx.get_string(&args[1])?.map(Cow::into_owned).unwrap_or_else(|| new.format_human().into_bytes());
+    // As Redis: the key holds the printed result, which the next increment parses again.
+    let shown = new.format_human().into_bytes();
+    ctx.write(&args[1], Effect::IncrFloat { by, value: Blob::from_slice(&shown) });
     ctx.out.bulk(&shown);
     Ok(())
 }

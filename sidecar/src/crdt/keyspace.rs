@@ -576,6 +576,19 @@ impl Entry {
                 self.remove_covered(dot, ctx);
                 self.remove_covered_expiry(ctx);
             }
+            Effect::IncrFloat { by, value } => {
+                self.remove_covered(dot, ctx);
+                if let Part::Str(c) = self.part_mut(Kind::String) {
+                    let value = StrValue { bytes: value.clone(), clears_ttl: false };
+                    c.assign_increment(dot, value, Delta::extended(*by), ctx, stable);
+                }
+            }
+            Effect::HashIncrFloat { field, by, value } => {
+                if let Part::Hash(h) = self.part_mut(Kind::Hash) {
+                    let cell = h.fields.entry(field.clone()).or_default();
+                    cell.assign_increment(dot, value.clone(), Delta::extended(*by), ctx, stable);
+                }
+            }
             Effect::Expire { deadline } => {
                 self.expiry.get_or_insert_with(Default::default).assign(dot, *deadline, ctx);
                 if let Some(Part::Str(c)) = self.parts.iter_mut().find(|p| p.kind() == Kind::String) {
@@ -804,17 +817,17 @@ impl Entry {
 /// The bytes a string key shows: its winning write, plus any increments no write observed.
 pub fn string_value(cell: &Cell<StrValue>) -> Cow<'_, [u8]> {
     let base: &[u8] = cell.reg.value().map(|v| v.bytes.as_slice()).unwrap_or(b"");
-    with_increments(base, cell.counter.is_some(), cell.sum())
+    with_increments(base, cell.has_increments(), cell.sum())
 }
 
 /// The bytes a hash field shows.
 pub fn cell_string(cell: &Cell<Blob>) -> Cow<'_, [u8]> {
     let base: &[u8] = cell.reg.value().map(|v| v.as_slice()).unwrap_or(b"");
-    with_increments(base, cell.counter.is_some(), cell.sum())
+    with_increments(base, cell.has_increments(), cell.sum())
 }
 
-fn with_increments(base: &[u8], has_counter: bool, sum: Sum) -> Cow<'_, [u8]> {
-    if !has_counter {
+fn with_increments(base: &[u8], has_increments: bool, sum: Sum) -> Cow<'_, [u8]> {
+    if !has_increments {
         return Cow::Borrowed(base);
     }
     let base = if base.is_empty() { b"0".as_slice() } else { base };

@@ -125,6 +125,19 @@ pub enum Effect {
         group: Blob,
         ids: Vec<StreamId>,
     },
+    /// `INCRBYFLOAT`: the key becomes `value`, the writer's result printed as Redis prints it
+    /// (so one replica shows Redis's digits), and `by` still adds up with the increments the
+    /// writer did not observe (see `Cell::assign_increment`). The TTL stays.
+    IncrFloat {
+        by: Extended,
+        value: Blob,
+    },
+    /// `HINCRBYFLOAT`: the same for one field of a hash.
+    HashIncrFloat {
+        field: Blob,
+        by: Extended,
+        value: Blob,
+    },
 }
 
 /// One write to one key of one logical database.
