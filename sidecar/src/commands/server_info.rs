@@ -534,8 +534,10 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("bind", cfg.bind.join(" ")),
         ("maxmemory-policy", st.maxmemory_policy.clone()),
         ("notify-keyspace-events", st.notify_keyspace_events.clone()),
-        ("proto-max-bulk-len", (512u64 * 1024 * 1024).to_string()),
-        ("client-query-buffer-limit", (1u64 << 30).to_string()),
+        ("proto-max-bulk-len", ctx.server.limits.proto_max_bulk_len().to_string()),
+        ("client-query-buffer-limit", ctx.server.limits.query_buffer().to_string()),
+        ("protected-mode", yes_no(st.protected_mode)),
+        ("lazyfree-lazy-user-del", yes_no(st.lazyfree_lazy_user_del)),
         ("hz", "10".to_string()),
         (
             "dir",
@@ -548,14 +550,21 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("slowlog-max-len", "128".to_string()),
         ("lua-time-limit", "5000".to_string()),
         ("cluster-enabled", "no".to_string()),
-        (
-            "client-output-buffer-limit",
-            format!(
-                "normal 0 0 0 slave 268435456 67108864 60 pubsub {} 8388608 60",
-                ctx.server.pubsub.lock().limit.load(std::sync::atomic::Ordering::Relaxed)
-            ),
-        ),
+        ("client-output-buffer-limit", ctx.server.limits.output_config()),
     ]
+}
+
+fn yes_no(on: bool) -> String {
+    if on { "yes" } else { "no" }.to_string()
+}
+
+/// A boolean setting as Redis parses it.
+fn parse_yes_no(value: &str) -> Result<bool, &'static str> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'"),
+    }
 }
 
 fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -646,26 +655,11 @@ fn config_set(ctx: &mut Ctx, name: &[u8], value: &[u8]) -> CmdResult {
             st.maxmemory_policy = value_s;
         }
         "notify-keyspace-events" => st.notify_keyspace_events = value_s,
-        "client-output-buffer-limit" => {
-            let words: Vec<&str> = value_s.split_whitespace().collect();
-            if words.is_empty() || !words.len().is_multiple_of(4) {
-                return Err(invalid("Wrong number of arguments in buffer limit configuration."));
-            }
-            for class in words.chunks(4) {
-                if !["normal", "slave", "replica", "pubsub"].contains(&class[0]) {
-                    return Err(invalid("Invalid client class specified in buffer limit configuration."));
-                }
-                let hard = parse_memory(class[1]).map_err(|_| {
-                    invalid("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
-                })?;
-                parse_memory(class[2]).map_err(|_| {
-                    invalid("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
-                })?;
-                if class[0] == "pubsub" {
-                    ctx.server.pubsub.lock().limit.store(hard, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        }
+        "client-output-buffer-limit" => ctx.server.limits.set_output(&value_s).map_err(invalid)?,
+        "client-query-buffer-limit" => ctx.server.limits.set_query_buffer(&value_s).map_err(invalid)?,
+        "proto-max-bulk-len" => ctx.server.limits.set_proto_max_bulk_len(&value_s).map_err(invalid)?,
+        "protected-mode" => st.protected_mode = parse_yes_no(&value_s).map_err(invalid)?,
+        "lazyfree-lazy-user-del" => st.lazyfree_lazy_user_del = parse_yes_no(&value_s).map_err(invalid)?,
         "save" | "appendonly" | "hz" | "slowlog-log-slower-than" | "slowlog-max-len" | "lua-time-limit" => {}
         _ => {
             return Err(CmdError::msg(format!(

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod connection;
 pub mod durability;
+pub mod limits;
 pub mod pubsub;
 pub mod store;
 
@@ -38,6 +39,10 @@ pub struct Settings {
     pub appendfsync: String,
     pub notify_keyspace_events: String,
     pub maxmemory_policy: String,
+    /// Refuse clients from other hosts while no password is set (Redis's `protected-mode`).
+    pub protected_mode: bool,
+    /// `DEL` frees large values in the background, as `UNLINK` does.
+    pub lazyfree_lazy_user_del: bool,
 }
 
 /// Counters for `INFO stats`.
@@ -53,6 +58,8 @@ pub struct Stats {
 pub struct Server {
     pub config: Config,
     pub settings: RwLock<Settings>,
+    /// Request and output limits every connection reads (changed by `CONFIG SET`).
+    pub limits: Arc<limits::ClientLimits>,
     pub store: Mutex<Store>,
     pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     pub next_client_id: AtomicU64,
@@ -79,7 +86,8 @@ pub struct Server {
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
 const CONTAINERS: &[&str] = &["client", "config", "command", "pubsub", "object", "memory", "xinfo", "xgroup"];
 
-/// Redis's default `client-output-buffer-limit pubsub` hard limit.
+/// Redis's default `client-output-buffer-limit pubsub` hard limit (the mesh bounds its control
+/// queues with it too).
 pub const PUBSUB_BUFFER_LIMIT: u64 = 32 * 1024 * 1024;
 
 pub fn unix_ms() -> u64 {
@@ -120,11 +128,15 @@ impl Server {
             appendfsync: config.appendfsync.as_str().to_string(),
             notify_keyspace_events: String::new(),
             maxmemory_policy: "noeviction".into(),
+            protected_mode: config.protected_mode.enabled(),
+            lazyfree_lazy_user_del: false,
         };
+        let limits = Arc::new(limits::ClientLimits::default());
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Server {
             config,
             settings: RwLock::new(settings),
+            limits: limits.clone(),
             store: Mutex::new(store),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -136,7 +148,7 @@ impl Server {
             used_memory: AtomicU64::new(0),
             shutdown,
             listen_addrs: Mutex::new(Vec::new()),
-            pubsub: Mutex::new(pubsub::Hub::new(PUBSUB_BUFFER_LIMIT)),
+            pubsub: Mutex::new(pubsub::Hub::new(limits)),
             mesh,
             durability,
             storage_status,
@@ -157,6 +169,13 @@ impl Server {
         let used = allocated_bytes();
         self.used_memory.store(used, Ordering::Relaxed);
         used > max
+    }
+
+    /// Protected mode (as Redis): while it is on and no password is set, only clients on the
+    /// loopback interface are served.
+    pub fn protected_mode_refuses(&self, peer: SocketAddr) -> bool {
+        let settings = self.settings.read();
+        settings.protected_mode && settings.requirepass.is_none() && !peer.ip().to_canonical().is_loopback()
     }
 
     /// Runs one command for a client, writing its reply into `out`.
