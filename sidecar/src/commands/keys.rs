@@ -7,10 +7,10 @@ use rand::Rng;
 use super::flags::*;
 use super::{arg_i64, cmd, eq_ic, glob_match, CmdError, CmdResult, Command, Ctx};
 use crate::crdt::hll::REGISTERS;
-use crate::crdt::keyspace::{cell_string, string_value, Part};
+use crate::crdt::keyspace::{cell_string, string_shared, string_value, Part};
 use crate::crdt::list::{position_between, Position};
 use crate::crdt::replica::DATABASES;
-use crate::crdt::{Blob, Dot, Effect, Ttl};
+use crate::crdt::{Blob, Dot, Effect, Ttl, Value};
 
 #[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
@@ -266,13 +266,22 @@ fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// A string's value for another key: a large one is shared, not copied (values never change in
+/// place).
+fn value_of(c: &crate::crdt::cell::Cell<crate::crdt::keyspace::StrValue>) -> Value {
+    match string_shared(c) {
+        Some(b) => Value::from_bytes(&b),
+        None => Value::from_slice(&string_value(c)),
+    }
+}
+
 /// The writes that recreate a key's visible value elsewhere (RENAME, COPY, the *STORE commands).
 pub fn recreate(part: &Part, deadline: Option<u64>) -> Vec<Effect> {
     let mut effects = Vec::new();
     match part {
         Part::Str(c) => {
             let ttl = deadline.map(Ttl::At).unwrap_or(Ttl::Clear);
-            effects.push(Effect::Assign { value: Blob::from_slice(&string_value(c)), ttl });
+            effects.push(Effect::Assign { value: value_of(c), ttl });
             return effects;
         }
         Part::Hash(h) => effects.push(Effect::HashSet {

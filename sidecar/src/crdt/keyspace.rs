@@ -20,7 +20,7 @@ use super::list::ListPart;
 use super::number::{format_float_value, parse_f64, parse_i64};
 use super::op::{Effect, Ttl};
 use super::stream::{GroupPosition, StreamPart};
-use super::Blob;
+use super::{Blob, Value};
 
 pub type Hasher = ahash::RandomState;
 pub type Map<V> = IndexMap<Blob, V, Hasher>;
@@ -56,7 +56,7 @@ impl Kind {
 /// `EXPIRE` it did not observe does not apply (the write set "no TTL", and no TTL is the longest).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StrValue {
-    pub bytes: Blob,
+    pub bytes: Value,
     pub clears_ttl: bool,
 }
 
@@ -802,6 +802,15 @@ impl Entry {
 }
 
 /// The bytes a string key shows: its winning write, plus any increments no write observed.
+/// The bytes of a large string value, shared (None when the value is short or counters add to
+/// it): a reply can be written from them without a copy.
+pub fn string_shared(cell: &Cell<StrValue>) -> Option<bytes::Bytes> {
+    if cell.counter.is_some() {
+        return None;
+    }
+    cell.reg.value().and_then(|v| v.bytes.shared())
+}
+
 pub fn string_value(cell: &Cell<StrValue>) -> Cow<'_, [u8]> {
     let base: &[u8] = cell.reg.value().map(|v| v.bytes.as_slice()).unwrap_or(b"");
     with_increments(base, cell.counter.is_some(), cell.sum())
