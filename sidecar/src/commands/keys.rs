@@ -11,6 +11,7 @@ use crate::crdt::keyspace::{cell_string, string_shared, string_value, Part};
 use crate::crdt::list::{position_between, Position};
 use crate::crdt::replica::DATABASES;
 use crate::crdt::{Blob, Dot, Effect, Ttl, Value};
+use crate::server::lazyfree::LAZYFREE_THRESHOLD;
 
 #[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
@@ -36,10 +37,18 @@ pub const COMMANDS: &[Command] = &[
     cmd("copy", -3, WRITE | DENYOOM, (1, 2, 1), "generic", "Copies the value of a key to a new key.", copy),
 ];
 
+/// DEL and UNLINK. UNLINK (and DEL with `lazyfree-lazy-user-del yes`) leaves freeing a large
+/// value to a background thread.
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let lazy = eq_ic(&args[0], "unlink") || ctx.server.settings.read().lazyfree_lazy_user_del;
     let mut n = 0;
     for key in &args[1..] {
         if ctx.lookup(key).is_some() {
+            if lazy {
+                let db = ctx.db();
+                let garbage = ctx.store.replica.db_mut(db).detach_contents(key, LAZYFREE_THRESHOLD);
+                ctx.server.lazyfree.free(garbage);
+            }
             ctx.write(key, Effect::Delete);
             n += 1;
         }

@@ -59,6 +59,16 @@ pub enum StringRead {
     Copied(Vec<u8>),
 }
 
+impl std::ops::Deref for StringRead {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            StringRead::Shared(b) => b,
+            StringRead::Copied(v) => v,
+        }
+    }
+}
+
 impl StringRead {
     pub fn into_vec(self) -> Vec<u8> {
         match self {

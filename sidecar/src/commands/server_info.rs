@@ -254,11 +254,12 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let max = server.settings.read().maxmemory;
         let _ = write!(
             s,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nlazyfree_pending_objects:{}\r\n\r\n",
             human(used),
             human(rss),
             human(max),
             server.settings.read().maxmemory_policy,
+            server.lazyfree.pending(),
         );
     }
     if want("persistence") {
@@ -272,7 +273,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         };
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlazyfreed_objects:{}\r\n\r\n",
             st.connections.load(Ordering::Relaxed),
             st.commands.load(Ordering::Relaxed),
             st.net_input.load(Ordering::Relaxed),
@@ -283,6 +284,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             ctx.store.stats.keyspace_misses,
             pubsub_channels,
             pubsub_patterns,
+            server.lazyfree.freed(),
         );
     }
     if want("replication") {

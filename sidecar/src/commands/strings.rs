@@ -300,7 +300,8 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let start = arg_i64(&args[2])?;
     let end = arg_i64(&args[3])?;
-    let v = ctx_get(ctx, &args[1])?.unwrap_or_default();
+    let v = ctx.read_string(&args[1])?;
+    let v: &[u8] = v.as_deref().unwrap_or_default();
     if start < 0 && end < 0 && start > end {
         ctx.out.bulk(b"");
         return Ok(());
@@ -461,7 +462,8 @@ fn bit_range(
 }
 
 fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let v = ctx_get(ctx, &args[1])?.unwrap_or_default();
+    let v = ctx.read_string(&args[1])?;
+    let v: &[u8] = v.as_deref().unwrap_or_default();
     if args.len() == 3 {
         return Err(CmdError::Syntax);
     }
@@ -480,7 +482,7 @@ fn bitpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         1 => true,
         _ => return Err(CmdError::msg("The bit argument must be 1 or 0.")),
     };
-    let v = ctx_get(ctx, &args[1])?;
+    let v = ctx.read_string(&args[1])?;
     let Some(v) = v else {
         ctx.out.int(if bit { -1 } else { 0 });
         return Ok(());

@@ -111,7 +111,8 @@ impl Connection {
     fn limits(&self) -> RequestLimits {
         RequestLimits {
             max_bulk_len: self.server.limits.proto_max_bulk_len(),
-            auth_required: !self.client.authenticated,
+            // Redis's authRequired: the password in force now, not at connection time.
+            auth_required: !self.client.authenticated && self.server.settings.read().requirepass.is_some(),
         }
     }
 
@@ -120,7 +121,7 @@ impl Connection {
     /// first (Redis parses and runs one request at a time). True if the batch filled up (more
     /// may be buffered).
     fn parse_batch(&mut self) -> Result<bool, crate::resp::ProtocolError> {
-        let mut limits = self.limits();
+        let limits = self.limits();
         loop {
             if self.pending.len() >= MAX_BATCH || (limits.auth_required && !self.pending.is_empty()) {
                 return Ok(true);
@@ -130,7 +131,6 @@ impl Connection {
                 Some(args) => self.pending.push_back(args),
                 None => return Ok(false),
             }
-            limits.auth_required = !self.client.authenticated;
         }
     }
 
@@ -196,6 +196,9 @@ impl Connection {
                         if !self.wait_unblocked().await? {
                             return Ok(());
                         }
+                        // What arrived meanwhile waits in the read buffer: parse it before the
+                        // next read.
+                        more = true;
                     }
                     if let Some((dot, n, deadline)) = self.client.wait_for.take() {
                         self.flush().await?;

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod connection;
 pub mod durability;
+pub mod lazyfree;
 pub mod limits;
 pub mod pubsub;
 pub mod store;
@@ -60,6 +61,8 @@ pub struct Server {
     pub settings: RwLock<Settings>,
     /// Request and output limits every connection reads (changed by `CONFIG SET`).
     pub limits: Arc<limits::ClientLimits>,
+    /// Frees what `UNLINK` deletes off the command path.
+    pub lazyfree: lazyfree::LazyFree,
     pub store: Mutex<Store>,
     pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     pub next_client_id: AtomicU64,
@@ -137,6 +140,7 @@ impl Server {
             config,
             settings: RwLock::new(settings),
             limits: limits.clone(),
+            lazyfree: lazyfree::LazyFree::start(),
             store: Mutex::new(store),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
