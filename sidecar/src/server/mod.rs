@@ -178,8 +178,13 @@ impl Server {
     /// Protected mode (as Redis): while it is on and no password is set, only clients on the
     /// loopback interface are served.
     pub fn protected_mode_refuses(&self, peer: SocketAddr) -> bool {
+        !peer.ip().to_canonical().is_loopback() && self.protected_mode_active()
+    }
+
+    /// Protected mode is on and no password is set: clients from other hosts are refused.
+    pub fn protected_mode_active(&self) -> bool {
         let settings = self.settings.read();
-        settings.protected_mode && settings.requirepass.is_none() && !peer.ip().to_canonical().is_loopback()
+        settings.protected_mode && settings.requirepass.is_none()
     }
 
     /// Runs one command for a client, writing its reply into `out`.
@@ -628,6 +633,13 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let admin = crate::admin::bind(&config).await?;
     let server = Server::with_mesh(config.clone())?;
     *server.listen_addrs.lock() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let exposed = server.listen_addrs.lock().iter().any(|a| !a.ip().to_canonical().is_loopback());
+    if exposed && server.protected_mode_active() {
+        warn!(
+            "protected mode: no password is set, so clients from addresses other than loopback are \
+             refused (set --requirepass, or --protected-mode no on a trusted network)"
+        );
+    }
     for l in listeners {
         tokio::spawn(serve_clients(server.clone(), l));
     }
