@@ -15,7 +15,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// The TSC-based clock: a read costs a few nanoseconds (the system clock is much dearer on VMs),
+// and the loop below looks at it on every read.
+use quanta::Instant;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,7 +106,7 @@ struct Connection {
 /// Sleeps until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
+        Some(d) => tokio::time::sleep(d.saturating_duration_since(Instant::now())).await,
         None => std::future::pending().await,
     }
 }
@@ -232,7 +236,7 @@ impl Connection {
                 }
                 Some(d) = self.pushes.recv() => self.write_push(d),
                 _ = info.kill.notified() => return Ok(()),
-                _ = sleep_until(idle_resize) => {
+                _ = sleep_until(idle_resize), if idle_resize.is_some() => {
                     self.parser.resize(true);
                     self.out.shrink();
                     self.last_read = Instant::now();

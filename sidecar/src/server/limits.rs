@@ -201,6 +201,10 @@ impl ClientLimits {
     /// once, the soft limit once it has been exceeded continuously for more than its seconds.
     /// The client remembers when it first went over the soft limit.
     pub fn output_exceeded(&self, info: &ClientInfo, pending: usize) -> bool {
+        if (pending as u64) <= UNCOUNTED_OUTPUT && info.obuf_soft_since.load(Ordering::Relaxed) == 0 {
+            // Nothing counts and no soft-limit clock runs: the common case, without a clock read.
+            return false;
+        }
         self.output_exceeded_at(info, pending, self.epoch.elapsed().as_secs())
     }
 
