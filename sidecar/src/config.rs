@@ -24,6 +24,19 @@ impl AppendFsync {
     }
 }
 
+/// A yes/no flag, spelt as Redis's configuration spells it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum YesNo {
+    Yes,
+    No,
+}
+
+impl YesNo {
+    pub fn enabled(self) -> bool {
+        self == YesNo::Yes
+    }
+}
+
 /// SyncMesh replica: a Redis-compatible store whose replicas form an active-active CRDT mesh.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "syncmesh-replica", version, about, long_about = None)]
@@ -152,6 +165,12 @@ pub struct Config {
     /// Password clients must give with AUTH.
     #[arg(long, env = "SYNCMESH_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
+
+    /// Protected mode, as in Redis: while no password is set (--requirepass), clients connecting
+    /// from an address other than loopback get a -DENIED error and are disconnected. It only
+    /// matters with a --bind address other than loopback; `CONFIG SET protected-mode` changes it.
+    #[arg(long, env = "SYNCMESH_PROTECTED_MODE", value_enum, default_value_t = YesNo::Yes)]
+    pub protected_mode: YesNo,
 
     /// Maximum number of simultaneous client connections.
     #[arg(long, env = "SYNCMESH_MAXCLIENTS", default_value_t = 10000)]

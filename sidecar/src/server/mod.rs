@@ -4,6 +4,8 @@
 pub mod client;
 pub mod connection;
 pub mod durability;
+pub mod lazyfree;
+pub mod limits;
 pub mod pubsub;
 pub mod store;
 
@@ -38,6 +40,10 @@ pub struct Settings {
     pub appendfsync: String,
     pub notify_keyspace_events: String,
     pub maxmemory_policy: String,
+    /// Refuse clients from other hosts while no password is set (Redis's `protected-mode`).
+    pub protected_mode: bool,
+    /// `DEL` frees large values in the background, as `UNLINK` does.
+    pub lazyfree_lazy_user_del: bool,
 }
 
 /// Counters for `INFO stats`.
@@ -53,6 +59,10 @@ pub struct Stats {
 pub struct Server {
     pub config: Config,
     pub settings: RwLock<Settings>,
+    /// Request and output limits every connection reads (changed by `CONFIG SET`).
+    pub limits: Arc<limits::ClientLimits>,
+    /// Frees what `UNLINK` deletes off the command path.
+    pub lazyfree: lazyfree::LazyFree,
     pub store: Mutex<Store>,
     pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     pub next_client_id: AtomicU64,
@@ -79,7 +89,8 @@ pub struct Server {
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
 const CONTAINERS: &[&str] = &["client", "config", "command", "pubsub", "object", "memory", "xinfo", "xgroup"];
 
-/// Redis's default `client-output-buffer-limit pubsub` hard limit.
+/// Redis's default `client-output-buffer-limit pubsub` hard limit (the mesh bounds its control
+/// queues with it too).
 pub const PUBSUB_BUFFER_LIMIT: u64 = 32 * 1024 * 1024;
 
 pub fn unix_ms() -> u64 {
@@ -120,7 +131,10 @@ impl Server {
             appendfsync: config.appendfsync.as_str().to_string(),
             notify_keyspace_events: String::new(),
             maxmemory_policy: "noeviction".into(),
+            protected_mode: config.protected_mode.enabled(),
+            lazyfree_lazy_user_del: false,
         };
+        let limits = Arc::new(limits::ClientLimits::default());
         let (shutdown, _) = watch::channel(false);
         let metrics = Metrics::new();
         if let Some(mesh) = &mesh {
@@ -132,6 +146,8 @@ impl Server {
         Ok(Arc::new(Server {
             config,
             settings: RwLock::new(settings),
+            limits: limits.clone(),
+            lazyfree: lazyfree::LazyFree::start(),
             store: Mutex::new(store),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -143,7 +159,7 @@ impl Server {
             used_memory: AtomicU64::new(0),
             shutdown,
             listen_addrs: Mutex::new(Vec::new()),
-            pubsub: Mutex::new(pubsub::Hub::new(PUBSUB_BUFFER_LIMIT)),
+            pubsub: Mutex::new(pubsub::Hub::new(limits)),
             mesh,
             durability,
             storage_status,
@@ -164,6 +180,18 @@ impl Server {
         let used = allocated_bytes();
         self.used_memory.store(used, Ordering::Relaxed);
         used > max
+    }
+
+    /// Protected mode (as Redis): while it is on and no password is set, only clients on the
+    /// loopback interface are served.
+    pub fn protected_mode_refuses(&self, peer: SocketAddr) -> bool {
+        !peer.ip().to_canonical().is_loopback() && self.protected_mode_active()
+    }
+
+    /// Protected mode is on and no password is set: clients from other hosts are refused.
+    pub fn protected_mode_active(&self) -> bool {
+        let settings = self.settings.read();
+        settings.protected_mode && settings.requirepass.is_none()
     }
 
     /// Runs one command for a client, writing its reply into `out`.
@@ -673,6 +701,13 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let admin = crate::admin::bind(&config).await?;
     let server = Server::with_mesh(config.clone())?;
     *server.listen_addrs.lock() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let exposed = server.listen_addrs.lock().iter().any(|a| !a.ip().to_canonical().is_loopback());
+    if exposed && server.protected_mode_active() {
+        warn!(
+            "protected mode: no password is set, so clients from addresses other than loopback are \
+             refused (set --requirepass, or --protected-mode no on a trusted network)"
+        );
+    }
     for l in listeners {
         tokio::spawn(serve_clients(server.clone(), l));
     }
