@@ -26,7 +26,7 @@ use clap::Parser;
 use serde_json::json;
 use syncmesh_replica::crdt::op::Ttl;
 use syncmesh_replica::crdt::replica::Update;
-use syncmesh_replica::crdt::{Blob, Effect, Op, Timestamp, VersionVector};
+use syncmesh_replica::crdt::{Blob, Effect, Op, Timestamp, Value, VersionVector};
 use syncmesh_replica::mesh::client::MeshClient;
 use syncmesh_replica::mesh::wire::{Encoder, Message};
 
@@ -62,7 +62,7 @@ fn set(key: &str) -> Op {
     Op {
         db: 0,
         key: Blob::from_slice(key.as_bytes()),
-        effect: Effect::Assign { value: Blob::from_slice(key.as_bytes()), ttl: Ttl::Clear },
+        effect: Effect::Assign { value: Value::from_slice(key.as_bytes()), ttl: Ttl::Clear },
     }
 }
 

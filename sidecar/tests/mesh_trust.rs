@@ -61,7 +61,7 @@ fn set(key: &str) -> Op {
     Op {
         db: 0,
         key: Blob::from_slice(key.as_bytes()),
-        effect: Effect::Assign { value: Blob::from_slice(b"x"), ttl: Ttl::Clear },
+        effect: Effect::Assign { value: syncmesh_replica::crdt::Value::from_slice(b"x"), ttl: Ttl::Clear },
     }
 }
 

@@ -12,7 +12,7 @@ use super::flags::*;
 use super::{arg_i64, cmd, eq_ic, CmdError, CmdResult, Command, Ctx, StringRead};
 use crate::crdt::extended::Extended;
 use crate::crdt::number::parse_i64;
-use crate::crdt::{Effect, Ttl, Value};
+use crate::crdt::{Blob, Effect, Ttl, Value};
 
 /// Redis's `proto-max-bulk-len`: the largest string a command may build.
 pub const MAX_STRING: usize = 512 * 1024 * 1024;

@@ -580,7 +580,7 @@ impl Entry {
             Effect::IncrFloat { by, value } => {
                 self.remove_covered(dot, ctx);
                 if let Part::Str(c) = self.part_mut(Kind::String) {
-                    let value = StrValue { bytes: value.clone(), clears_ttl: false };
+                    let value = StrValue { bytes: Value::from_slice(value.as_slice()), clears_ttl: false };
                     c.assign_increment(dot, value, Delta::extended(*by), ctx, stable);
                 }
             }
