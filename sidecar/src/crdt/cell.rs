@@ -581,4 +581,74 @@ mod tests {
         k.join(&uncompacted, &ctx, &ctx);
         assert_eq!(k.sum().int, 6);
     }
+
+    /// The counter's observable behaviour against the plain model it replaced: a flat list of
+    /// dotted increments, a write removing those its context covers, a read summing the rest.
+    mod against_the_flat_model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            /// An increment by replica `r` (1..=3) of `n`.
+            Add(u64, i64),
+            /// A write that observed, of each replica, this share of its increments so far.
+            Remove([u8; 3]),
+            /// Everything up to this share of each replica's increments became stable.
+            Stabilise([u8; 3]),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                4 => (1u64..=3, -5i64..10).prop_map(|(r, n)| Step::Add(r, n)),
+                1 => any::<[u8; 3]>().prop_map(Step::Remove),
+                1 => any::<[u8; 3]>().prop_map(Step::Stabilise),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn sums_match(steps in proptest::collection::vec(step(), 1..120)) {
+                let mut c = Counter::default();
+                let mut model: Vec<(Dot, i64)> = Vec::new();
+                let mut clock = [0u64; 4];
+                let mut stable = VersionVector::new();
+                for s in steps {
+                    match s {
+                        Step::Add(r, n) => {
+                            clock[r as usize] += 1;
+                            let d = dot(r, clock[r as usize]);
+                            c.add(d, Delta::int(n), &stable, None);
+                            model.push((d, n));
+                        }
+                        Step::Remove(share) | Step::Stabilise(share) => {
+                            // Contexts never go below what is stable: a later write has seen it.
+                            let mut ctx = VersionVector::new();
+                            for r in 1..=3u64 {
+                                let upto = clock[r as usize] * share[r as usize - 1] as u64 / 255;
+                                let upto = upto.max(stable.get(r).0);
+                                if upto > 0 {
+                                    ctx.set(r, Timestamp(upto));
+                                }
+                            }
+                            if matches!(s, Step::Remove(_)) {
+                                c.remove_covered(&ctx);
+                                model.retain(|(d, _)| !ctx.covers(*d));
+                            } else {
+                                stable = ctx;
+                                c.compact(&stable, None);
+                            }
+                        }
+                    }
+                    let expected: i64 = model.iter().map(|(_, n)| n).sum();
+                    prop_assert_eq!(c.sum().int, expected);
+                    prop_assert_eq!(c.is_empty(), model.is_empty());
+                    // What is written to disk and to peers reads back the same.
+                    let bytes = bincode::serialize(&c).unwrap();
+                    let back: Counter = bincode::deserialize(&bytes).unwrap();
+                    prop_assert_eq!(back.sum().int, expected);
+                }
+            }
+        }
+    }
 }
