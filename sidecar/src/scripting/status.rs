@@ -1,0 +1,127 @@
+//! What other connections can know about the running script without taking the store lock:
+//! whether one runs and since when, whether it wrote, and a request to kill it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// Redis's `busy-reply-threshold` (formerly `lua-time-limit`) default, in milliseconds.
+pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 5000;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Running {
+    /// `EVAL`/`EVALSHA`.
+    Script,
+    /// `FCALL`.
+    Function,
+}
+
+pub struct Status {
+    /// Unix ms when the running script started; 0 when none runs.
+    started_ms: AtomicU64,
+    function: AtomicBool,
+    wrote: AtomicBool,
+    kill: AtomicBool,
+    threshold_ms: AtomicU64,
+    /// The running function's name and the command that runs it (`FUNCTION STATS`).
+    running: Mutex<Option<(String, Vec<Vec<u8>>)>>,
+    /// Libraries and functions loaded (`FUNCTION STATS` answers it while a script is busy).
+    pub counts: Mutex<(usize, usize)>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            started_ms: AtomicU64::new(0),
+            function: AtomicBool::new(false),
+            wrote: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
+            threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
+            running: Mutex::new(None),
+            counts: Mutex::new((0, 0)),
+        }
+    }
+}
+
+/// What `SCRIPT KILL` / `FUNCTION KILL` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kill {
+    Requested,
+    NothingRuns,
+    AlreadyWrote,
+    /// `SCRIPT KILL` on a function or `FUNCTION KILL` on a script.
+    WrongKind(Running),
+}
+
+impl Status {
+    pub fn start(&self, now_ms: u64, kind: Running, name: String, command: Vec<Vec<u8>>) {
+        self.kill.store(false, Ordering::Release);
+        self.wrote.store(false, Ordering::Release);
+        self.function.store(kind == Running::Function, Ordering::Release);
+        *self.running.lock() = Some((name, command));
+        self.started_ms.store(now_ms.max(1), Ordering::Release);
+    }
+
+    pub fn finish(&self) {
+        self.started_ms.store(0, Ordering::Release);
+        self.kill.store(false, Ordering::Release);
+        *self.running.lock() = None;
+    }
+
+    pub fn mark_wrote(&self) {
+        self.wrote.store(true, Ordering::Release);
+    }
+
+    pub fn kill_requested(&self) -> bool {
+        self.kill.load(Ordering::Acquire)
+    }
+
+    pub fn threshold_ms(&self) -> u64 {
+        self.threshold_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn set_threshold_ms(&self, ms: u64) {
+        self.threshold_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The running script's kind, if one runs.
+    pub fn running(&self) -> Option<Running> {
+        if self.started_ms.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        Some(if self.function.load(Ordering::Acquire) { Running::Function } else { Running::Script })
+    }
+
+    /// The running script's kind if it has run past the busy threshold.
+    pub fn busy(&self, now_ms: u64) -> Option<Running> {
+        let started = self.started_ms.load(Ordering::Acquire);
+        let threshold = self.threshold_ms();
+        if started == 0 || threshold == 0 || now_ms.saturating_sub(started) < threshold {
+            return None;
+        }
+        self.running()
+    }
+
+    /// The running function's name, command and how long it has run (`FUNCTION STATS`).
+    pub fn describe(&self, now_ms: u64) -> Option<(String, Vec<Vec<u8>>, u64)> {
+        let started = self.started_ms.load(Ordering::Acquire);
+        if started == 0 {
+            return None;
+        }
+        let running = self.running.lock().clone()?;
+        Some((running.0, running.1, now_ms.saturating_sub(started)))
+    }
+
+    /// `SCRIPT KILL` (`function` false) or `FUNCTION KILL` (`function` true).
+    pub fn request_kill(&self, function: bool) -> Kill {
+        let Some(kind) = self.running() else { return Kill::NothingRuns };
+        if self.wrote.load(Ordering::Acquire) {
+            return Kill::AlreadyWrote;
+        }
+        if (kind == Running::Function) != function {
+            return Kill::WrongKind(kind);
+        }
+        self.kill.store(true, Ordering::Release);
+        Kill::Requested
+    }
+}
