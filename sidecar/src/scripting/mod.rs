@@ -303,6 +303,7 @@ impl Engine {
         };
         let (status, deadline) = (engine.status.clone(), engine.load_deadline.clone());
         engine.lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
+            status.step_aside(crate::server::unix_ms());
             if status.kill_requested() {
                 return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
             }

@@ -22,6 +22,8 @@ pub struct Status {
     function: AtomicBool,
     wrote: AtomicBool,
     kill: AtomicBool,
+    /// The running script's thread has left the runtime's workers (see `Status::step_aside`).
+    stepped_aside: AtomicBool,
     threshold_ms: AtomicU64,
     /// The running function's name and the command that runs it (`FUNCTION STATS`).
     running: Mutex<Option<(String, Vec<Vec<u8>>)>>,
@@ -36,6 +38,7 @@ impl Default for Status {
             function: AtomicBool::new(false),
             wrote: AtomicBool::new(false),
             kill: AtomicBool::new(false),
+            stepped_aside: AtomicBool::new(false),
             threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
             running: Mutex::new(None),
             counts: Mutex::new((0, 0)),
@@ -57,6 +60,7 @@ impl Status {
     pub fn start(&self, now_ms: u64, kind: Running, name: String, command: Vec<Vec<u8>>) {
         self.kill.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
+        self.stepped_aside.store(false, Ordering::Release);
         self.function.store(kind == Running::Function, Ordering::Release);
         *self.running.lock() = Some((name, command));
         self.started_ms.store(now_ms.max(1), Ordering::Release);
@@ -66,6 +70,23 @@ impl Status {
         self.started_ms.store(0, Ordering::Release);
         self.kill.store(false, Ordering::Release);
         *self.running.lock() = None;
+    }
+
+    /// Called from the script's hook: once a script has run for a while, its thread hands its
+    /// place among the runtime's workers to another thread, so that the other connections,
+    /// the mesh and the accept loops keep running (they answer `BUSY`, serve `SCRIPT KILL`).
+    pub fn step_aside(&self, now_ms: u64) {
+        const AFTER_MS: u64 = 10;
+        let started = self.started_ms.load(Ordering::Acquire);
+        if started == 0
+            || now_ms.saturating_sub(started) < AFTER_MS
+            || self.stepped_aside.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        // The worker's core moves to a new thread while this closure runs; once it has been
+        // taken there, this thread stays off the workers until the command ends.
+        crate::server::store_lock::off_worker(|| std::thread::sleep(std::time::Duration::from_millis(2)));
     }
 
     pub fn mark_wrote(&self) {

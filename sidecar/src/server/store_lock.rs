@@ -54,7 +54,7 @@ impl StoreLock {
 
 /// Runs a blocking wait without holding up the runtime's other tasks (when called on a worker
 /// of a multi-threaded runtime; anywhere else it just runs).
-fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)
