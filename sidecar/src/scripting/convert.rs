@@ -190,8 +190,9 @@ fn parse(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
 // ---- the script's result -> the client's reply ----
 
 /// Writes a script's result as Redis does (`luaReplyToRedisReply`).
-pub fn lua_to_reply(v: &Value, out: &mut Reply) {
-    write_value(v, out, 0)
+/// `resp3`: the script chose RESP3 with `redis.setresp(3)` (booleans are then booleans).
+pub fn lua_to_reply(v: &Value, out: &mut Reply, resp3: bool) {
+    write_value(v, out, 0, resp3)
 }
 
 fn status(out: &mut Reply, s: &[u8]) {
@@ -210,7 +211,7 @@ fn raw_field(t: &Table, name: &str) -> Value {
     t.raw_get::<Value>(name).unwrap_or(Value::Nil)
 }
 
-fn write_value(v: &Value, out: &mut Reply, depth: usize) {
+fn write_value(v: &Value, out: &mut Reply, depth: usize, resp3: bool) {
     if depth > MAX_DEPTH {
         out.error("ERR reached lua stack limit");
         return;
@@ -218,8 +219,12 @@ fn write_value(v: &Value, out: &mut Reply, depth: usize) {
     match v {
         Value::String(s) => out.bulk(&s.as_bytes()),
         Value::Boolean(b) => {
-            if out.resp3() {
-                out.boolean(*b);
+            if resp3 {
+                if out.resp3() {
+                    out.boolean(*b);
+                } else {
+                    out.int(*b as i64);
+                }
             } else if *b {
                 out.int(1);
             } else {
@@ -228,12 +233,12 @@ fn write_value(v: &Value, out: &mut Reply, depth: usize) {
         }
         Value::Integer(i) => out.int(*i),
         Value::Number(n) => out.int(number_to_i64(*n)),
-        Value::Table(t) => write_table(t, out, depth),
+        Value::Table(t) => write_table(t, out, depth, resp3),
         _ => out.null(),
     }
 }
 
-fn write_table(t: &Table, out: &mut Reply, depth: usize) {
+fn write_table(t: &Table, out: &mut Reply, depth: usize, resp3: bool) {
     if let Value::String(e) = raw_field(t, "err") {
         return error(out, &e.as_bytes());
     }
@@ -279,8 +284,8 @@ fn write_table(t: &Table, out: &mut Reply, depth: usize) {
         let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
         out.map(pairs.len());
         for (k, v) in &pairs {
-            write_value(k, out, depth + 1);
-            write_value(v, out, depth + 1);
+            write_value(k, out, depth + 1, resp3);
+            write_value(v, out, depth + 1, resp3);
         }
         return;
     }
@@ -288,7 +293,7 @@ fn write_table(t: &Table, out: &mut Reply, depth: usize) {
         let members: Vec<Value> = s.pairs::<Value, Value>().filter_map(|p| p.ok().map(|p| p.0)).collect();
         out.set(members.len());
         for m in &members {
-            write_value(m, out, depth + 1);
+            write_value(m, out, depth + 1, resp3);
         }
         return;
     }
@@ -302,7 +307,7 @@ fn write_table(t: &Table, out: &mut Reply, depth: usize) {
     }
     out.array(items.len());
     for v in &items {
-        write_value(v, out, depth + 1);
+        write_value(v, out, depth + 1, resp3);
     }
 }
 

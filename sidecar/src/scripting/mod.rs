@@ -447,7 +447,7 @@ impl ScriptFlags {
         let engine = words.next().unwrap_or(b"");
         if engine != b"lua" {
             return Err(CmdError::msg(format!(
-                "Unexpected engine in script shebang: {}",
+                "Unexpected engine in script shebang: #!{}",
                 String::from_utf8_lossy(engine)
             )));
         }
@@ -539,7 +539,8 @@ pub fn run(
     };
     let outcome = match result {
         Ok((true, v)) => {
-            convert::lua_to_reply(&v, ctx.out);
+            let resp3 = lua.app_data_ref::<CallState>().is_some_and(|st| st.resp3);
+            convert::lua_to_reply(&v, ctx.out, resp3);
             Ok(())
         }
         Ok((false, Value::Table(e))) => {
@@ -603,6 +604,13 @@ fn call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, String>> {
     if not_in_scripts(index) {
         drop(st);
         return err_table(lua, "ERR This Redis command is not allowed from script");
+    }
+    if matches!(cmd.name, "xread" | "xreadgroup") && argv.iter().any(|a| a.eq_ignore_ascii_case(b"block")) {
+        drop(st);
+        return err_table(
+            lua,
+            &format!("ERR {} command is not allowed with BLOCK option from scripts", cmd.name),
+        );
     }
     if cmd.is(flags::WRITE) && st.read_only {
         drop(st);

@@ -156,12 +156,14 @@ end
 -- library loads, Redis 7's load-time API (register_function and a few others) and afterwards
 -- the whole API. KEYS and ARGV do not exist there: functions get their keys and arguments.
 local loading = false
-local load_redis = readonly({
+local load_redis = readonly(setmetatable({
   register_function = rt.register_function,
   log = redis.log, setresp = redis.setresp,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
   REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
-})
+}, { __index = function(_, name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end }))
 local library_globals = setmetatable({}, {
   __index = function(_, name)
     if name == 'redis' then

@@ -163,7 +163,12 @@ fn encode_value(v: &Value, cfg: &Config, depth: usize, out: &mut Vec<u8>) -> Res
                                 encode_number(super::super::convert::as_number(&k).unwrap_or(0.0), cfg, out)?;
                                 out.push(b'"');
                             }
-                            _ => return err("Cannot serialise table: table key must be a number or string"),
+                            other => {
+                                return err(format!(
+                                    "Cannot serialise {}: table key must be a number or string",
+                                    super::super::type_name(other)
+                                ))
+                            }
                         }
                         out.push(b':');
                         encode_value(&item, cfg, depth, out)?;
@@ -314,19 +319,19 @@ impl Parser<'_> {
     }
 
     fn string(&mut self) -> Result<Vec<u8>, String> {
-        let start = self.pos;
         self.pos += 1;
         let mut out = Vec::new();
         loop {
             let Some(&c) = self.s.get(self.pos) else {
-                return self.fail("value", "unexpected end of string", start);
+                return self.fail("value", "unexpected end of string", self.pos);
             };
             self.pos += 1;
             match c {
                 b'"' => return Ok(out),
                 b'\\' => {
+                    let escape = self.pos - 1;
                     let Some(&e) = self.s.get(self.pos) else {
-                        return self.fail("value", "unexpected end of string", start);
+                        return self.fail("value", "unexpected end of string", self.pos);
                     };
                     self.pos += 1;
                     match e {
@@ -338,7 +343,7 @@ impl Parser<'_> {
                         b't' => out.push(b'\t'),
                         b'u' => {
                             let Some(mut cp) = self.hex4() else {
-                                return self.fail("value", "invalid unicode escape code", start);
+                                return self.fail("value", "invalid unicode escape code", escape);
                             };
                             if (0xd800..0xdc00).contains(&cp) {
                                 if self.s.get(self.pos) == Some(&b'\\')
@@ -349,19 +354,21 @@ impl Parser<'_> {
                                         Some(lo) if (0xdc00..0xe000).contains(&lo) => {
                                             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                                         }
-                                        _ => return self.fail("value", "invalid unicode escape code", start),
+                                        _ => {
+                                            return self.fail("value", "invalid unicode escape code", escape)
+                                        }
                                     }
                                 } else {
-                                    return self.fail("value", "invalid unicode escape code", start);
+                                    return self.fail("value", "invalid unicode escape code", escape);
                                 }
                             } else if (0xdc00..0xe000).contains(&cp) {
-                                return self.fail("value", "invalid unicode escape code", start);
+                                return self.fail("value", "invalid unicode escape code", escape);
                             }
                             let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
                             let mut buf = [0u8; 4];
                             out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                         }
-                        _ => return self.fail("value", "invalid escape code", start),
+                        _ => return self.fail("value", "invalid escape code", escape),
                     }
                 }
                 c => out.push(c),

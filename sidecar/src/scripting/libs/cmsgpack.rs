@@ -21,7 +21,7 @@ const MAX_NESTING: usize = 16;
 
 fn pack(lua: &Lua, args: MultiValue) -> PrimResult {
     if args.is_empty() {
-        return Err("MessagePack pack needs input.".into());
+        return Err(super::super::bad_argument(0, "pack", "MessagePack pack needs input."));
     }
     let mut out = Vec::new();
     for v in args.iter() {
@@ -190,17 +190,17 @@ impl Reader<'_> {
             0xc0 => Value::Nil,
             0xc2 => Value::Boolean(false),
             0xc3 => Value::Boolean(true),
-            0xc4 | 0xd9 => {
+            0xd9 => {
                 let n = self.be(1)? as usize;
                 let b = self.take(n)?;
                 s(lua, b)?
             }
-            0xc5 | 0xda => {
+            0xda => {
                 let n = self.be(2)? as usize;
                 let b = self.take(n)?;
                 s(lua, b)?
             }
-            0xc6 | 0xdb => {
+            0xdb => {
                 let n = self.be(4)? as usize;
                 let b = self.take(n)?;
                 s(lua, b)?

@@ -54,7 +54,7 @@ enum Item {
     Control,
 }
 
-fn next_item(fmt: &mut Format, h: &mut Header) -> Result<Option<(Item, usize)>, String> {
+fn next_item(fmt: &mut Format, h: &mut Header, func: &str) -> Result<Option<(Item, usize)>, String> {
     let Some(&opt) = fmt.f.get(fmt.pos) else { return Ok(None) };
     fmt.pos += 1;
     let item = match opt {
@@ -97,7 +97,7 @@ fn next_item(fmt: &mut Format, h: &mut Header) -> Result<Option<(Item, usize)>, 
             h.align = a;
             (Item::Control, 0)
         }
-        other => return Err(format!("invalid format option '{}'", other as char)),
+        other => return Err(bad_argument(1, func, &format!("invalid format option '{}'", other as char))),
     };
     Ok(Some(item))
 }
@@ -125,12 +125,13 @@ fn put_int(out: &mut Vec<u8>, n: f64, size: usize, little: bool) {
 }
 
 fn pack(lua: &Lua, args: MultiValue) -> PrimResult {
+    const FUNC: &str = "pack";
     let fmt_bytes = check_bytes(&args, 0, "pack")?;
     let mut fmt = Format { f: &fmt_bytes, pos: 0 };
     let mut h = Header { little: true, align: 1 };
     let mut out = Vec::new();
     let mut arg = 1;
-    while let Some((item, size)) = next_item(&mut fmt, &mut h)? {
+    while let Some((item, size)) = next_item(&mut fmt, &mut h, FUNC)? {
         let pad = padding(out.len(), size, &h);
         out.resize(out.len() + pad, 0);
         match item {
@@ -196,6 +197,7 @@ fn get_int(data: &[u8], signed: bool, little: bool) -> f64 {
 }
 
 fn unpack(lua: &Lua, args: MultiValue) -> PrimResult {
+    const FUNC: &str = "unpack";
     let fmt_bytes = check_bytes(&args, 0, "unpack")?;
     let data = check_bytes(&args, 1, "unpack")?;
     let init = match args.get(2) {
@@ -211,7 +213,7 @@ fn unpack(lua: &Lua, args: MultiValue) -> PrimResult {
     let mut values: Vec<Value> = Vec::new();
     let short = || bad_argument(2, "unpack", "data string too short");
     let string = |lua: &Lua, b: &[u8]| lua.create_string(b).map(Value::String).map_err(|e| e.to_string());
-    while let Some((item, size)) = next_item(&mut fmt, &mut h)? {
+    while let Some((item, size)) = next_item(&mut fmt, &mut h, FUNC)? {
         pos += padding(pos, size, &h);
         if pos.checked_add(size).is_none_or(|end| end > data.len()) {
             return Err(short());
@@ -268,13 +270,17 @@ fn unpack(lua: &Lua, args: MultiValue) -> PrimResult {
 }
 
 fn size(_lua: &Lua, args: MultiValue) -> PrimResult {
+    const FUNC: &str = "size";
     let fmt_bytes = check_bytes(&args, 0, "size")?;
     let mut fmt = Format { f: &fmt_bytes, pos: 0 };
     let mut h = Header { little: true, align: 1 };
     let mut total = 0usize;
-    while let Some((item, size)) = next_item(&mut fmt, &mut h)? {
-        if matches!(item, Item::ZString | Item::Chars(0)) {
-            return Err(bad_argument(1, "size", "options 'c0' - 's' have undefined sizes"));
+    while let Some((item, size)) = next_item(&mut fmt, &mut h, FUNC)? {
+        if matches!(item, Item::ZString) {
+            return Err(bad_argument(1, "size", "option 's' has no fixed size"));
+        }
+        if matches!(item, Item::Chars(0)) {
+            return Err(bad_argument(1, "size", "option 'c0' has no fixed size"));
         }
         total += padding(total, size, &h) + size;
     }
