@@ -32,7 +32,6 @@ pub struct Library {
 }
 
 /// The libraries compiled in this replica's Lua state.
-#[derive(Default)]
 pub struct Libraries {
     pub libs: BTreeMap<String, Library>,
     /// Function name → library name. When two libraries register one name (loaded concurrently
@@ -40,6 +39,14 @@ pub struct Libraries {
     by_function: HashMap<String, String>,
     /// The store's functions version these libraries reflect.
     pub synced: u64,
+}
+
+impl Default for Libraries {
+    fn default() -> Self {
+        // Never synced: the first FCALL or FUNCTION compiles what the keyspace holds (after a
+        // restart from the data directory, say).
+        Libraries { libs: BTreeMap::new(), by_function: HashMap::new(), synced: u64::MAX }
+    }
 }
 
 impl Libraries {
