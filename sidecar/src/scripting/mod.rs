@@ -303,7 +303,11 @@ impl Engine {
         };
         let (status, deadline) = (engine.status.clone(), engine.load_deadline.clone());
         engine.lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
-            status.step_aside(crate::server::unix_ms());
+            let now = crate::server::unix_ms();
+            status.step_aside(now);
+            if status.over_time_limit(now) {
+                return Err(mlua::Error::runtime("Script exceeded --script-time-limit-ms"));
+            }
             if status.kill_requested() {
                 return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
             }
@@ -524,6 +528,7 @@ pub fn run(
         Running::Function => runner.call::<(bool, Value)>((f, kt, at)),
     };
     let killed = status.kill_requested();
+    let over_limit = status.over_time_limit(crate::server::unix_ms());
     status.finish();
     lua.app_data_mut::<CallState>().expect("call state").ctx = std::ptr::null_mut();
     ctx.blocking = saved_blocking;
@@ -546,6 +551,8 @@ pub fn run(
         Ok((false, Value::Table(e))) => {
             let msg = if killed {
                 "ERR Script killed by user with SCRIPT KILL...".to_string()
+            } else if over_limit {
+                "ERR Script stopped: it ran longer than --script-time-limit-ms".to_string()
             } else {
                 e.raw_get::<mlua::LuaString>("err")
                     .map(|s| s.to_string_lossy())

@@ -25,6 +25,8 @@ pub struct Status {
     /// The running script's thread has left the runtime's workers (see `Status::step_aside`).
     stepped_aside: AtomicBool,
     threshold_ms: AtomicU64,
+    /// `--script-time-limit-ms` (0: none).
+    time_limit_ms: AtomicU64,
     /// The running function's name and the command that runs it (`FUNCTION STATS`).
     running: Mutex<Option<(String, Vec<Vec<u8>>)>>,
     /// Libraries and functions loaded (`FUNCTION STATS` answers it while a script is busy).
@@ -40,6 +42,7 @@ impl Default for Status {
             kill: AtomicBool::new(false),
             stepped_aside: AtomicBool::new(false),
             threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
+            time_limit_ms: AtomicU64::new(0),
             running: Mutex::new(None),
             counts: Mutex::new((0, 0)),
         }
@@ -103,6 +106,17 @@ impl Status {
 
     pub fn set_threshold_ms(&self, ms: u64) {
         self.threshold_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn set_time_limit_ms(&self, ms: u64) {
+        self.time_limit_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the running script has outlived `--script-time-limit-ms`.
+    pub fn over_time_limit(&self, now_ms: u64) -> bool {
+        let (started, limit) =
+            (self.started_ms.load(Ordering::Acquire), self.time_limit_ms.load(Ordering::Relaxed));
+        started != 0 && limit != 0 && now_ms.saturating_sub(started) > limit
     }
 
     /// The running script's kind, if one runs.

@@ -107,6 +107,7 @@ impl Server {
         let storage_status = storage.as_ref().map(|s| s.status.clone());
         let scripts = Arc::new(crate::scripting::Status::default());
         scripts.set_threshold_ms(config.busy_reply_threshold_ms);
+        scripts.set_time_limit_ms(config.script_time_limit_ms);
         let engine = crate::scripting::Engine::new(scripts.clone(), config.script_memory_limit as usize);
         let mut store = Store::with_scripting(replica, engine);
         store.log = crate::mesh::log::ReplicationLog::new(config.log_cap as usize);
