@@ -522,7 +522,7 @@ pub fn run(
     let saved_db = ctx.client.db;
     let saved_blocking = ctx.blocking;
     ctx.blocking = Blocking::Never;
-    status.start(ctx.now, call.kind, call.name.clone(), command.iter().map(|a| a.to_vec()).collect());
+    status.start(ctx.now, call.kind, &call.name, command);
     let result = match call.kind {
         Running::Script => runner.call::<(bool, Value)>(f),
         Running::Function => runner.call::<(bool, Value)>((f, kt, at)),
@@ -631,7 +631,8 @@ fn call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, String>> {
         return err_table(lua, &CmdError::Oom.to_string());
     }
     let proto = if st.resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
-    let mut out = std::mem::replace(&mut st.scratch, Reply::new(Protocol::Resp2));
+    // The scratch buffer is lent out (an empty one, which allocates nothing, stands in).
+    let mut out = std::mem::replace(&mut st.scratch, Reply { buf: bytes::BytesMut::new(), proto });
     drop(st);
     out.buf.clear();
     out.proto = proto;

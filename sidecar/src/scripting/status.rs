@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 /// Redis's `busy-reply-threshold` (formerly `lua-time-limit`) default, in milliseconds.
@@ -28,7 +29,7 @@ pub struct Status {
     /// `--script-time-limit-ms` (0: none).
     time_limit_ms: AtomicU64,
     /// The running function's name and the command that runs it (`FUNCTION STATS`).
-    running: Mutex<Option<(String, Vec<Vec<u8>>)>>,
+    running: Mutex<Option<(String, Vec<Bytes>)>>,
     /// Libraries and functions loaded (`FUNCTION STATS` answers it while a script is busy).
     pub counts: Mutex<(usize, usize)>,
 }
@@ -60,19 +61,26 @@ pub enum Kill {
 }
 
 impl Status {
-    pub fn start(&self, now_ms: u64, kind: Running, name: String, command: Vec<Vec<u8>>) {
+    pub fn start(&self, now_ms: u64, kind: Running, name: &str, command: &[Bytes]) {
         self.kill.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.stepped_aside.store(false, Ordering::Release);
         self.function.store(kind == Running::Function, Ordering::Release);
-        *self.running.lock() = Some((name, command));
+        {
+            // Reuses the previous call's allocations where it can (this runs for every EVAL).
+            let mut running = self.running.lock();
+            let (n, c) = running.get_or_insert_with(Default::default);
+            n.clear();
+            n.push_str(name);
+            c.clear();
+            c.extend_from_slice(command);
+        }
         self.started_ms.store(now_ms.max(1), Ordering::Release);
     }
 
     pub fn finish(&self) {
         self.started_ms.store(0, Ordering::Release);
         self.kill.store(false, Ordering::Release);
-        *self.running.lock() = None;
     }
 
     /// Called from the script's hook: once a script has run for a while, its thread hands its
@@ -138,7 +146,7 @@ impl Status {
     }
 
     /// The running function's name, command and how long it has run (`FUNCTION STATS`).
-    pub fn describe(&self, now_ms: u64) -> Option<(String, Vec<Vec<u8>>, u64)> {
+    pub fn describe(&self, now_ms: u64) -> Option<(String, Vec<Bytes>, u64)> {
         let started = self.started_ms.load(Ordering::Acquire);
         if started == 0 {
             return None;
