@@ -7,7 +7,8 @@
 # Suites: lint (fmt + clippy), cargo (unit, property and Rust-client tests), compat (redis-py
 # against redis-server side by side), cli (redis-cli), faults (fault injection against a mesh in
 # network namespaces: FAULT_RUNS random seeds, or FAULT_SEEDS=1,2, of FAULT_SECONDS each; needs
-# root), fuzz (bounded cargo-fuzz runs), k8s (the control-plane smoke test), operator (CRD,
+# root), frameworks (BullMQ, Celery, node-redlock, rate-limiter-flexible through a mesh, and how
+# many jobs run twice with workers on three replicas), fuzz (bounded cargo-fuzz runs), k8s (the control-plane smoke test), operator (CRD,
 # chart, reconciler and webhook against a real kube-apiserver), node (a control plane with a
 # real node: the replica as a native sidecar in running pods, cluster DNS, Services). The last
 # line is "suites: N passed, M failed".
@@ -54,6 +55,7 @@ suite lint lint
 suite cargo cargo test --workspace --quiet
 suite compat tests/compat/run.sh
 suite cli tests/cli/run.sh
+suite frameworks tests/frameworks/run.sh
 
 faults() {
     local args=(--duration "${FAULT_SECONDS:-25}") seed

@@ -184,6 +184,22 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_CLOCK_OFFSET_MS", default_value_t = 0, allow_hyphen_values = true)]
     pub clock_offset_ms: i64,
 
+    /// How long a Lua script or function may run before other clients get `-BUSY` and
+    /// `SCRIPT KILL` / `FUNCTION KILL` may stop it (Redis's `busy-reply-threshold`); 0 = never.
+    #[arg(long, env = "SYNCMESH_BUSY_REPLY_THRESHOLD_MS", default_value_t = 5000)]
+    pub busy_reply_threshold_ms: u64,
+
+    /// A script or function that runs longer than this is stopped with an error, even if it
+    /// has written (its writes so far stay, as after any script error). 0 = no limit (as
+    /// Redis: only SCRIPT KILL stops a script).
+    #[arg(long, env = "SYNCMESH_SCRIPT_TIME_LIMIT_MS", default_value_t = 0)]
+    pub script_time_limit_ms: u64,
+
+    /// Memory cap of the Lua state that runs scripts (suffixes kb, mb, gb accepted): a script
+    /// that allocates past it gets an error instead of growing the process. 0 = no cap.
+    #[arg(long, env = "SYNCMESH_SCRIPT_MEMORY_LIMIT", default_value = "256mb", value_parser = parse_memory)]
+    pub script_memory_limit: u64,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
     #[arg(long, env = "SYNCMESH_LOG", default_value = "info")]
     pub log: String,

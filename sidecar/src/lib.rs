@@ -4,6 +4,7 @@
 //! - [`crdt`]: the CRDT core, pure and without I/O.
 //! - [`resp`]: the Redis protocol.
 //! - [`commands`]: one file per command family.
+//! - [`scripting`]: Lua scripts and function libraries.
 //! - [`server`]: listeners, connections, the store and its watchers.
 //! - [`mesh`]: peers, replication and snapshots.
 //! - [`storage`]: the data directory: append-only log, snapshots, recovery.
@@ -17,5 +18,6 @@ pub mod crdt;
 pub mod mesh;
 pub mod metrics;
 pub mod resp;
+pub mod scripting;
 pub mod server;
 pub mod storage;

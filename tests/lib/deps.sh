@@ -37,6 +37,15 @@ install_test_dependencies() {
     # A packaged redis-server may have started as a service; the tests start their own.
     python3 -c 'import redis, pytest' 2>/dev/null \
         || python3 -m pip install -q -r "$repo/tests/compat/requirements.txt" || return 1
+    # The frameworks suite: Node.js and npm (BullMQ, node-redlock, rate-limiter-flexible); its
+    # packages are pinned in tests/frameworks (package-lock.json, requirements.txt).
+    command -v node >/dev/null && command -v npm >/dev/null || {
+        local sudo=""
+        [[ $(id -u) -eq 0 ]] || sudo="sudo"
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+    } || return 1
+    python3 -c 'import celery' 2>/dev/null \
+        || python3 -m pip install -q -r "$repo/tests/frameworks/requirements.txt" || return 1
     command -v cargo >/dev/null || { echo "cargo (Rust) is required" >&2; return 1; }
     load_fault_modules
     return 0

@@ -22,6 +22,7 @@ pub mod hll;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
+pub mod scripting;
 pub mod server_info;
 pub mod sets;
 pub mod streams;
@@ -187,6 +188,7 @@ pub fn registry() -> &'static Registry {
             lists::COMMANDS,
             streams::COMMANDS,
             pubsub::COMMANDS,
+            scripting::COMMANDS,
         ];
         let commands: Vec<&'static Command> = tables.iter().flat_map(|t| t.iter()).collect();
         let by_name = commands.iter().enumerate().map(|(i, c)| (c.name, i)).collect();

@@ -578,7 +578,8 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("dbfilename", "dump.rdb".to_string()),
         ("slowlog-log-slower-than", "10000".to_string()),
         ("slowlog-max-len", "128".to_string()),
-        ("lua-time-limit", "5000".to_string()),
+        ("lua-time-limit", ctx.server.scripts.threshold_ms().to_string()),
+        ("busy-reply-threshold", ctx.server.scripts.threshold_ms().to_string()),
         ("cluster-enabled", "no".to_string()),
         ("client-output-buffer-limit", ctx.server.limits.output_config()),
     ]
@@ -690,7 +691,10 @@ fn config_set(ctx: &mut Ctx, name: &[u8], value: &[u8]) -> CmdResult {
         "proto-max-bulk-len" => ctx.server.limits.set_proto_max_bulk_len(&value_s).map_err(invalid)?,
         "protected-mode" => st.protected_mode = parse_yes_no(&value_s).map_err(invalid)?,
         "lazyfree-lazy-user-del" => st.lazyfree_lazy_user_del = parse_yes_no(&value_s).map_err(invalid)?,
-        "save" | "appendonly" | "hz" | "slowlog-log-slower-than" | "slowlog-max-len" | "lua-time-limit" => {}
+        "save" | "appendonly" | "hz" | "slowlog-log-slower-than" | "slowlog-max-len" => {}
+        "lua-time-limit" | "busy-reply-threshold" => ctx.server.scripts.set_threshold_ms(
+            value_s.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?,
+        ),
         _ => {
             return Err(CmdError::msg(format!(
                 "Unknown option or number of arguments for CONFIG SET - '{}'",

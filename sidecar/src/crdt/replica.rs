@@ -11,6 +11,12 @@ use super::op::{Effect, Op};
 /// Number of logical databases (`SELECT 0`–`15`).
 pub const DATABASES: usize = 16;
 
+/// A keyspace past the logical databases that no client selects: function libraries (`FUNCTION
+/// LOAD`), one string per library name. Being a keyspace, it replicates, persists and travels in
+/// snapshots like the others, with the string register's rule (last writer wins by (HLC,
+/// replica id)) for concurrent loads of one name.
+pub const FUNCTIONS_DB: usize = DATABASES;
+
 /// The writes of one command or transaction on one replica: the unit a peer applies atomically.
 /// `deps` is what the origin had observed before the first write; write `i` has the timestamp
 /// `ops[i].0` and observed, in addition, the writes before it in the same update.
@@ -75,7 +81,7 @@ impl Replica {
             vv: VersionVector::new(),
             stable: VersionVector::new(),
             standalone: true,
-            dbs: (0..DATABASES).map(|_| Keyspace::default()).collect(),
+            dbs: (0..=FUNCTIONS_DB).map(|_| Keyspace::default()).collect(),
             pending: None,
             record: false,
             solo: false,

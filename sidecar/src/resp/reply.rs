@@ -42,6 +42,11 @@ impl Reply {
         }
     }
 
+    /// A reply with no buffer allocated yet (a placeholder to swap with).
+    pub fn empty(proto: Protocol) -> Reply {
+        Reply { buf: BytesMut::new(), proto, pieces: Vec::new(), pieces_len: 0, share_large: false }
+    }
+
     /// A reply whose large bulk strings are written from the stored value, without a copy.
     pub fn sharing(proto: Protocol) -> Reply {
         Reply { share_large: true, ..Reply::new(proto) }

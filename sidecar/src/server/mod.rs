@@ -8,6 +8,7 @@ pub mod lazyfree;
 pub mod limits;
 pub mod pubsub;
 pub mod store;
+pub mod store_lock;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -63,7 +64,9 @@ pub struct Server {
     pub limits: Arc<limits::ClientLimits>,
     /// Frees what `UNLINK` deletes off the command path.
     pub lazyfree: lazyfree::LazyFree,
-    pub store: Mutex<Store>,
+    pub store: store_lock::StoreLock,
+    /// The running script, as other connections see it without the store lock.
+    pub scripts: Arc<crate::scripting::Status>,
     pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     pub next_client_id: AtomicU64,
     pub metrics: Metrics,
@@ -113,7 +116,11 @@ impl Server {
         replica.set_persistent(storage.is_some());
         let durability = storage.as_ref().map(|s| s.durability.clone());
         let storage_status = storage.as_ref().map(|s| s.status.clone());
-        let mut store = Store::new(replica);
+        let scripts = Arc::new(crate::scripting::Status::default());
+        scripts.set_threshold_ms(config.busy_reply_threshold_ms);
+        scripts.set_time_limit_ms(config.script_time_limit_ms);
+        let engine = crate::scripting::Engine::new(scripts.clone(), config.script_memory_limit as usize);
+        let mut store = Store::with_scripting(replica, engine);
         store.log = crate::mesh::log::ReplicationLog::new(config.log_cap as usize);
         // The log replayed from the data directory seeds the replication log, so peers that
         // lack some of it get it streamed; what came from snapshots (the snapshot file, peers'
@@ -148,7 +155,8 @@ impl Server {
             settings: RwLock::new(settings),
             limits: limits.clone(),
             lazyfree: lazyfree::LazyFree::start(),
-            store: Mutex::new(store),
+            store: store_lock::StoreLock::new(store, scripts.clone()),
+            scripts,
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             metrics,
@@ -207,7 +215,10 @@ impl Server {
     /// run back to back anyway; this saves a lock hand-off per command between the threads).
     /// Returns how many commands ran: a command that blocks ends the batch.
     pub fn execute_batch(&self, client: &mut Client, out: &mut Reply, batch: &[Vec<Bytes>]) -> usize {
-        let mut store = self.store.lock();
+        let Some(mut store) = self.store.lock_for_client(|| self.now_ms()) else {
+            // A script has run past the busy threshold: answer without the store.
+            return crate::scripting::busy::answer(self, client, out, batch);
+        };
         // One clock reading per batch: the commands of a pipeline run at the same instant.
         let now = self.now_ms();
         let before = store.storage.as_ref().map(|s| s.appended());
@@ -740,7 +751,12 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         addrs = ?server.listen_addrs.lock(),
         "ready to accept connections"
     );
-    wait_for_signal().await;
+    let mut shutdown = server.shutdown.subscribe();
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        // SHUTDOWN from a client.
+        _ = shutdown.changed() => {}
+    }
     info!("shutting down");
     let _ = server.shutdown.send(true);
     for c in server.clients.lock().values() {

@@ -41,6 +41,10 @@ pub struct Store {
     pending: Vec<Update>,
     /// The data directory's log, when there is one: every applied change is appended to it.
     pub storage: Option<crate::storage::Storage>,
+    /// The Lua state scripts run in (used only under the store lock, like the rest).
+    pub scripting: crate::scripting::Engine,
+    /// Bumped whenever the function libraries' keyspace changes (the engine recompiles).
+    pub functions_version: u64,
 }
 
 /// A client blocked in BLPOP, XREAD BLOCK, …: the command to retry when one of its keys changes.
@@ -56,6 +60,10 @@ pub struct Waiter {
 
 impl Store {
     pub fn new(replica: Replica) -> Store {
+        Store::with_scripting(replica, crate::scripting::Engine::new(Default::default(), 0))
+    }
+
+    pub fn with_scripting(replica: Replica, scripting: crate::scripting::Engine) -> Store {
         Store {
             replica,
             stats: StoreStats::default(),
@@ -66,6 +74,8 @@ impl Store {
             log: ReplicationLog::new(64 * 1024 * 1024),
             pending: Vec::new(),
             storage: None,
+            scripting,
+            functions_version: 0,
         }
     }
 
@@ -250,6 +260,9 @@ impl Store {
 
     /// Marks the transactions watching a key as dirty, and its blocked clients as worth retrying.
     pub fn touch(&mut self, db: usize, key: &[u8]) {
+        if db == crate::crdt::replica::FUNCTIONS_DB {
+            self.functions_version += 1;
+        }
         if !self.waiters.is_empty() {
             let k = (db, Blob::from_slice(key));
             if self.waiters.contains_key(&k) && !self.ready.contains(&k) {
@@ -268,6 +281,9 @@ impl Store {
 
     /// Marks every watcher of a database (or all databases) dirty: `FLUSHDB`, `FLUSHALL`, `SWAPDB`.
     pub fn touch_db(&mut self, db: Option<usize>) {
+        if db.is_none_or(|d| d == crate::crdt::replica::FUNCTIONS_DB) {
+            self.functions_version += 1;
+        }
         let keys: Vec<(usize, Blob)> =
             self.waiters.keys().filter(|(d, _)| db.is_none_or(|x| x == *d)).cloned().collect();
         for k in keys {
