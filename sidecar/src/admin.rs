@@ -23,7 +23,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::crdt::replica::DATABASES;
-use crate::server::{AcceptBackoff, Server};
+use crate::net::AcceptBackoff;
+use crate::server::Server;
 
 pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
     let host = &config.admin_bind;
@@ -96,7 +97,7 @@ fn may_see_status(server: &Server, remote: SocketAddr, req: &Request<Incoming>) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    crate::server::secret_eq(presented.as_bytes(), token.as_bytes())
+    crate::net::secret_eq(presented.as_bytes(), token.as_bytes())
 }
 
 fn handle(server: &Server, remote: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -140,7 +141,7 @@ fn refresh_gauges(server: &Server) {
     server.metrics.log_entries.set(store.log.len() as i64);
     if let Some(mesh) = &server.mesh {
         let m = &server.metrics;
-        let peers = mesh.status(&store, server.now_ms());
+        let peers = mesh.status(|ack| store.log.lag(ack), server.now_ms());
         m.mesh_peers_connected.set(peers.iter().filter(|p| p.state == "connected").count() as i64);
         m.mesh_peer_ops_lag.reset();
         m.mesh_peer_time_lag.reset();
@@ -170,7 +171,8 @@ fn refresh_gauges(server: &Server) {
 pub fn status_json(server: &Server) -> serde_json::Value {
     let store = server.store.lock();
     let keys: usize = (0..DATABASES).map(|db| store.replica.db(db).len()).sum();
-    let peers = server.mesh.as_ref().map(|m| m.status(&store, server.now_ms())).unwrap_or_default();
+    let peers =
+        server.mesh.as_ref().map(|m| m.status(|ack| store.log.lag(ack), server.now_ms())).unwrap_or_default();
     let vv: serde_json::Map<String, serde_json::Value> = store
         .replica
         .version_vector()

@@ -17,6 +17,7 @@ pub mod config;
 pub mod crdt;
 pub mod mesh;
 pub mod metrics;
+pub mod net;
 pub mod resp;
 pub mod scripting;
 pub mod server;

@@ -271,7 +271,7 @@ fn bad_input_on_the_mesh_port_is_refused_without_harm() {
     let _ = s.read_to_end(&mut sink);
     // A wrong protocol version (in the greeting) and a wrong database (in the membership proof)
     // are refused with a reason.
-    use syncmesh_replica::mesh::membership::{Greeting, MembershipKey, Side};
+    use syncmesh_replica::mesh::proof::{Greeting, MembershipKey, Side};
     for (protocol, database, expect) in
         [(99, "default", "not supported"), (wire::PROTOCOL_VERSION, "other", "membership proof failed")]
     {
@@ -291,7 +291,7 @@ fn bad_input_on_the_mesh_port_is_refused_without_harm() {
                 break Greeting::decode(&body);
             }
         };
-        if let syncmesh_replica::mesh::membership::FirstFrame::Greeting(g) = theirs {
+        if let syncmesh_replica::mesh::proof::FirstFrame::Greeting(g) = theirs {
             let proof = MembershipKey::new(database, None).prove(Side::Dialer, &g.nonce, &mine.nonce);
             let mut buf = BytesMut::new();
             wire::encode(&Message::Proof(proof), &mut buf);

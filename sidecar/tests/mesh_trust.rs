@@ -258,7 +258,7 @@ fn a_plaintext_mesh_on_a_network_address_needs_the_secret() {
     raw.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut greeting = BytesMut::new();
     wire::encode_raw(
-        &syncmesh_replica::mesh::membership::Greeting::new(wire::PROTOCOL_VERSION).encode(),
+        &syncmesh_replica::mesh::proof::Greeting::new(wire::PROTOCOL_VERSION).encode(),
         &mut greeting,
     );
     raw.write_all(&greeting).unwrap();

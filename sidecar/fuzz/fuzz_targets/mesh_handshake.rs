@@ -14,7 +14,7 @@ use clap::Parser;
 use libfuzzer_sys::fuzz_target;
 use syncmesh_replica::config::Config;
 use syncmesh_replica::crdt::{Timestamp, VersionVector};
-use syncmesh_replica::mesh::membership::{FirstFrame, Greeting, MembershipKey, Side};
+use syncmesh_replica::mesh::proof::{FirstFrame, Greeting, MembershipKey, Side};
 use syncmesh_replica::mesh::peer;
 use syncmesh_replica::mesh::wire::{self, Hello, Message};
 use syncmesh_replica::server::Server;

@@ -148,7 +148,7 @@ fn digest(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 fn peers(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let list = match &ctx.server.mesh {
-        Some(mesh) => mesh.status(ctx.store, ctx.now),
+        Some(mesh) => mesh.status(|ack| ctx.store.log.lag(ack), ctx.now),
         None => vec![],
     };
     ctx.out.array(list.len());
@@ -213,7 +213,7 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let count = match ctx.client.last_write {
         Some(dot) => mesh.acked_count(dot),
-        None => mesh.members.lock().len(),
+        None => mesh.member_count(),
     };
     if count as i64 >= n || ctx.client.multi.is_some() || ctx.client.last_write.is_none() {
         ctx.out.int(count as i64);
@@ -320,7 +320,8 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     if want("mesh") {
         let vv: Vec<String> =
             ctx.store.replica.version_vector().iter().map(|(r, t)| format!("{r:016x}={}", t.0)).collect();
-        let peers = server.mesh.as_ref().map(|m| m.status(ctx.store, ctx.now)).unwrap_or_default();
+        let peers =
+            server.mesh.as_ref().map(|m| m.status(|ack| ctx.store.log.lag(ack), ctx.now)).unwrap_or_default();
         let connected = peers.iter().filter(|p| p.state == "connected").count();
         let _ = write!(
             s,

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{ReadHalf, WriteHalf};
 
-use super::membership::{MembershipKey, Side};
 use super::peer::{self, Handshake, Io};
+use super::proof::{MembershipKey, Side};
 use super::wire::{self, Hello, Message};
 use super::Traffic;
 use crate::crdt::{ReplicaId, VersionVector};

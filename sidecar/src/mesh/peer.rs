@@ -1,7 +1,8 @@
-//! One mesh connection. Both ends send `Hello`; if the database and protocol match, each side
-//! streams the other everything it lacks from its replication log (a snapshot first when the log
-//! no longer reaches back far enough), acks what it applied, shares the addresses it knows, and
-//! relays Pub/Sub messages.
+//! One mesh connection. Both ends prove membership ([`super::proof`]), then send `Hello`; each
+//! side then streams the other everything it lacks from its host's replication log (a snapshot
+//! first when the log no longer reaches back far enough), acks what it applied, shares the
+//! addresses it knows, and relays Pub/Sub messages. Everything about the replica goes through
+//! [`Host`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -12,12 +13,11 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tracing::{debug, info, warn};
 
-use super::membership::{FirstFrame, Greeting, MembershipKey, Side};
+use super::proof::{FirstFrame, Greeting, MembershipKey, Side};
 use super::wire::{self, Decoder, Encoder, Hello, Message};
-use super::{PeerHandle, Traffic};
+use super::{Host, Mesh, PeerHandle, Traffic};
 use crate::crdt::replica::Update;
 use crate::crdt::{ReplicaId, VersionVector};
-use crate::server::Server;
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -122,7 +122,7 @@ async fn refuse(
     Handshake::Refused { kind, reason }
 }
 
-/// The membership proof (`membership.rs`): a greeting each way, then a proof each way. Nothing
+/// The membership proof (`proof.rs`): a greeting each way, then a proof each way. Nothing
 /// else is sent before the other side's proof checked out.
 pub(super) async fn prove_membership(
     rd: &mut ReadHalf<Box<dyn Io>>,
@@ -180,22 +180,16 @@ pub(super) async fn prove_membership(
 
 /// Proves membership both ways, then exchanges `Hello`s; returns the other's `Hello`.
 async fn handshake(
-    server: &Arc<Server>,
+    mesh: &Mesh,
+    host: &dyn Host,
     rd: &mut ReadHalf<Box<dyn Io>>,
     wr: &mut WriteHalf<Box<dyn Io>>,
     buf: &mut BytesMut,
     side: Side,
 ) -> Result<Hello, Handshake> {
-    let mesh = server.mesh.as_ref().expect("mesh");
-    prove_membership(rd, wr, buf, &mesh.traffic, &mesh.membership, side).await?;
-    let (my_vv, durable) = {
-        let mut store = server.store.lock();
-        (store.replica.version_vector().clone(), store.flush_storage())
-    };
+    prove_membership(rd, wr, buf, &mesh.traffic, &mesh.proof_key, side).await?;
     // Nothing leaves for a peer before the data directory holds it (see storage/sync.rs).
-    if let Some(seq) = durable {
-        server.wait_durable(seq).await;
-    }
+    let vv = host.durable_version_vector().await;
     let hello = Hello {
         magic: wire::MAGIC.into(),
         protocol: wire::PROTOCOL_VERSION,
@@ -203,7 +197,7 @@ async fn handshake(
         replica: mesh.id,
         listen_port: mesh.listen_port,
         advertise: mesh.advertise.clone(),
-        vv: my_vv,
+        vv,
     };
     send(wr, &Message::Hello(hello), &mesh.traffic).await?;
     let theirs = match read_message(rd, buf, &mesh.traffic, None, wire::MAX_FRAME).await? {
@@ -221,7 +215,7 @@ async fn handshake(
             let why = format!("replica {:016x} is quarantined by this replica: {q}", theirs.replica);
             return Err(refuse(wr, &mesh.traffic, "quarantined", why).await);
         }
-        if let Err(why) = server.check_own_history(theirs.replica, theirs.vv.get(mesh.id)) {
+        if let Err(why) = host.check_claim(theirs.replica, theirs.vv.get(mesh.id)) {
             mesh.quarantine(theirs.replica, &why);
             return Err(refuse(wr, &mesh.traffic, "own_history", why).await);
         }
@@ -231,43 +225,45 @@ async fn handshake(
 
 /// Runs a connection to the end. `dialed` is the address we dialled (None: they dialled us).
 /// Returns true if the handshake succeeded.
-pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, dialed: Option<String>) -> bool {
-    let mesh = server.mesh.as_ref().expect("mesh");
+pub async fn run(
+    mesh: Arc<Mesh>,
+    host: Arc<dyn Host>,
+    io: Box<dyn Io>,
+    remote: SocketAddr,
+    dialed: Option<String>,
+) -> bool {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let side = if dialed.is_some() { Side::Dialer } else { Side::Acceptor };
-    let theirs =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&server, &mut rd, &mut wr, &mut buf, side))
-            .await
-        {
-            Ok(Ok(h)) => h,
-            Ok(Err(Handshake::Refused { kind, reason })) => {
-                mesh.count_refusal(kind);
-                if kind == "own_history" || kind == "quarantined" {
-                    debug!(peer = %remote, reason = %reason, "refused a mesh peer");
-                } else {
-                    warn!(peer = %remote, reason = %reason, "refused a mesh peer");
-                }
-                return false;
+    let shaking = handshake(&mesh, host.as_ref(), &mut rd, &mut wr, &mut buf, side);
+    let theirs = match tokio::time::timeout(HANDSHAKE_TIMEOUT, shaking).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(Handshake::Refused { kind, reason })) => {
+            mesh.count_refusal(kind);
+            if kind == "own_history" || kind == "quarantined" {
+                debug!(peer = %remote, reason = %reason, "refused a mesh peer");
+            } else {
+                warn!(peer = %remote, reason = %reason, "refused a mesh peer");
             }
-            Ok(Err(Handshake::RefusedBy(why))) => {
-                warn!(peer = %remote, reason = %why, "mesh peer refused us");
-                return false;
-            }
-            Ok(Err(Handshake::Failed(why))) => {
-                debug!(peer = %remote, reason = %why, "mesh handshake failed");
-                return false;
-            }
-            Err(_) => {
-                debug!(peer = %remote, "mesh handshake timed out");
-                return false;
-            }
-        };
+            return false;
+        }
+        Ok(Err(Handshake::RefusedBy(why))) => {
+            warn!(peer = %remote, reason = %why, "mesh peer refused us");
+            return false;
+        }
+        Ok(Err(Handshake::Failed(why))) => {
+            debug!(peer = %remote, reason = %why, "mesh handshake failed");
+            return false;
+        }
+        Err(_) => {
+            debug!(peer = %remote, "mesh handshake timed out");
+            return false;
+        }
+    };
     let peer_id = theirs.replica;
     if peer_id == mesh.id {
         if let Some(a) = &dialed {
-            mesh.self_addrs.lock().insert(a.clone());
-            mesh.known_addrs.lock().remove(a);
+            mesh.discovery.lock().is_us(a);
         }
         return false;
     }
@@ -278,7 +274,7 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         .and_then(|a| a.parse::<SocketAddr>().ok())
         .unwrap_or_else(|| SocketAddr::new(remote.ip(), theirs.listen_port));
     if dialed.is_none() && mesh.peer_exchange {
-        mesh.learn_addrs([peer_addr.to_string()]);
+        mesh.discovery.lock().learn([peer_addr.to_string()]);
     }
     let (tx, control) = super::control_queue();
     let conn_id = mesh.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -290,17 +286,19 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         return true;
     }
     info!(peer = format!("{peer_id:016x}"), addr = %peer_addr, "mesh peer connected");
-    {
-        let mut target = mesh.sync_target.lock();
-        if target.is_none() {
-            *target = Some(theirs.vv.clone());
-        }
-    }
-    server.check_initial_sync();
+    mesh.set_sync_target(&theirs.vv);
+    mesh.check_initial_sync(host.as_ref());
     let ack_now = Arc::new(tokio::sync::Notify::new());
-    let writer =
-        tokio::spawn(write_loop(server.clone(), wr, peer_id, theirs.vv.clone(), control, ack_now.clone()));
-    let result = read_loop(&server, &mut rd, buf, peer_id, &ack_now).await;
+    let writer = tokio::spawn(write_loop(
+        mesh.clone(),
+        host.clone(),
+        wr,
+        peer_id,
+        theirs.vv.clone(),
+        control,
+        ack_now.clone(),
+    ));
+    let result = read_loop(&mesh, host.as_ref(), &mut rd, buf, peer_id, &ack_now).await;
     writer.abort();
     mesh.unregister(peer_id, conn_id);
     match result {
@@ -310,17 +308,21 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
     true
 }
 
+fn invalid(why: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why.into())
+}
+
 async fn read_loop(
-    server: &Arc<Server>,
+    mesh: &Mesh,
+    host: &dyn Host,
     rd: &mut ReadHalf<Box<dyn Io>>,
     mut buf: BytesMut,
     peer: ReplicaId,
     ack_now: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
-    let mesh = server.mesh.as_ref().expect("mesh");
     let mut decoder = Decoder::default();
     let mut snapshot: Vec<u8> = Vec::new();
-    let mut shutdown = server.shutdown.subscribe();
+    let mut shutdown = mesh.stopping();
     loop {
         let msg = tokio::select! {
             m = read_message(rd, &mut buf, &mesh.traffic, Some(mesh.peer_timeout), wire::MAX_FRAME) => m?,
@@ -330,10 +332,11 @@ async fn read_loop(
         match msg {
             Message::Updates(batch) => {
                 let updates: Vec<Update> = batch.into_iter().map(|w| decoder.decode(w)).collect();
-                if let Err(why) = server.apply_remote(updates) {
+                if let Err(why) = host.apply(updates) {
                     mesh.quarantine(peer, &why);
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+                    return Err(invalid(why));
                 }
+                mesh.check_initial_sync(host);
                 // Tell the sender at once (WAIT is waiting for it).
                 ack_now.notify_one();
             }
@@ -346,67 +349,54 @@ async fn read_loop(
                         tokio::task::spawn_blocking(move || (wire::decode_snapshot(&bytes), bytes))
                             .await
                             .map_err(|e| std::io::Error::other(e.to_string()))?;
-                    match decoded {
-                        Ok(s) => {
-                            if let Err(why) = server.install_snapshot(s, &bytes) {
-                                mesh.quarantine(peer, &why);
-                                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
-                            }
-                        }
-                        Err(e) => {
-                            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
-                        }
+                    let s = decoded.map_err(|e| invalid(e.to_string()))?;
+                    if let Err(why) = host.install(s, &bytes) {
+                        mesh.quarantine(peer, &why);
+                        return Err(invalid(why));
                     }
+                    mesh.check_initial_sync(host);
                 }
             }
             Message::Peers(addrs) => {
                 if mesh.peer_exchange {
-                    mesh.learn_addrs(addrs)
+                    mesh.discovery.lock().learn(addrs)
                 }
             }
             Message::Publish { origin, seq, channel, payload } => {
                 if mesh.accept_publish(origin, seq) {
-                    server.pubsub.lock().publish(&channel.clone().into(), &payload.clone().into());
+                    host.deliver_publish(channel.clone().into(), payload.clone().into());
                     mesh.broadcast(&Message::Publish { origin, seq, channel, payload }, Some(peer));
                 }
             }
             Message::Hello(_) | Message::Refused(_) | Message::Proof(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "handshake message after the handshake",
-                ));
+                return Err(invalid("handshake message after the handshake"));
             }
         }
     }
 }
 
 async fn write_loop(
-    server: Arc<Server>,
+    mesh: Arc<Mesh>,
+    host: Arc<dyn Host>,
     mut wr: WriteHalf<Box<dyn Io>>,
     peer: ReplicaId,
     peer_vv: VersionVector,
     mut control: super::ControlRx,
     ack_now: Arc<tokio::sync::Notify>,
 ) {
-    if let Err(e) = stream_to_peer(&server, &mut wr, peer, peer_vv, &mut control, &ack_now).await {
+    if let Err(e) = stream_to_peer(&mesh, host.as_ref(), &mut wr, peer, peer_vv, &mut control, &ack_now).await
+    {
         debug!(error = %e, "mesh writer stopped");
     }
     let _ = wr.shutdown().await;
 }
 
 async fn send_snapshot(
-    server: &Arc<Server>,
+    mesh: &Mesh,
+    host: &dyn Host,
     wr: &mut WriteHalf<Box<dyn Io>>,
 ) -> std::io::Result<(VersionVector, u64)> {
-    let mesh = server.mesh.as_ref().expect("mesh");
-    // Clone under the lock (brief), serialise outside it.
-    let (snapshot, seq, durable) = {
-        let mut store = server.store.lock();
-        (store.replica.snapshot(), store.log.end_seq(), store.flush_storage())
-    };
-    if let Some(d) = durable {
-        server.wait_durable(d).await;
-    }
+    let (snapshot, seq) = host.snapshot().await;
     let vv = snapshot.vv.clone();
     let bytes = tokio::task::spawn_blocking(move || wire::encode_snapshot(&snapshot))
         .await
@@ -424,59 +414,47 @@ async fn send_snapshot(
 }
 
 async fn stream_to_peer(
-    server: &Arc<Server>,
+    mesh: &Mesh,
+    host: &dyn Host,
     wr: &mut WriteHalf<Box<dyn Io>>,
     peer: ReplicaId,
     mut sent: VersionVector,
     control: &mut super::ControlRx,
     ack_now: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
-    let mesh = server.mesh.as_ref().expect("mesh");
     let mut log_seq = mesh.log_seq.subscribe();
     let mut encoder = Encoder::default();
-    let mut cursor = {
-        let store = server.store.lock();
-        let behind = !sent.dominates(&store.log.truncated)
-            || store.log.missing(store.log.first_seq(), &sent) > SNAPSHOT_THRESHOLD;
-        if behind {
-            None
-        } else {
-            Some(store.log.first_seq())
-        }
-    };
+    let mut frame = BytesMut::new();
+    let mut cursor = host.log_start(&sent, SNAPSHOT_THRESHOLD);
     let mut ack_tick = tokio::time::interval(Duration::from_millis(100));
     let mut peers_tick = tokio::time::interval(Duration::from_secs(3));
     loop {
         let c = match cursor {
             Some(c) => c,
             None => {
-                let (vv, seq) = send_snapshot(server, wr).await?;
+                let (vv, seq) = send_snapshot(mesh, host, wr).await?;
                 sent.merge(&vv);
                 seq
             }
         };
         // What the peer acknowledged (it may have got updates from other peers too).
-        if let Some(m) = mesh.members.lock().get(&peer) {
-            sent.merge(&m.ack);
+        if let Some(ack) = mesh.acked_by(peer) {
+            sent.merge(&ack);
         }
-        let (batch, durable) = {
-            let mut store = server.store.lock();
-            (store.log.read(c, &sent, peer, BATCH), store.flush_storage())
-        };
-        match batch {
+        match host.read_log(c, &sent, peer, BATCH).await {
             None => cursor = None, // the log moved past what this peer needs: snapshot
             Some((updates, next)) => {
                 cursor = Some(next);
                 if !updates.is_empty() {
-                    if let Some(d) = durable {
-                        server.wait_durable(d).await;
-                    }
-                    let wire_updates = updates.iter().map(|u| encoder.encode(u)).collect();
                     for u in &updates {
                         sent.observe(u.last_dot());
                     }
                     mesh.updates_sent.fetch_add(updates.len() as u64, Ordering::Relaxed);
-                    send(wr, &Message::Updates(wire_updates), &mesh.traffic).await?;
+                    // Encoded straight from the log's updates: no copy of keys and values.
+                    frame.clear();
+                    wire::encode_updates(&mut encoder, &updates, &mut frame);
+                    mesh.traffic.sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                    wr.write_all(&frame).await?;
                     continue;
                 }
             }
@@ -489,19 +467,13 @@ async fn stream_to_peer(
             }
             Some(msg) = control.recv() => send(wr, &msg, &mesh.traffic).await?,
             _ = async { tokio::select! { _ = ack_tick.tick() => {}, _ = ack_now.notified() => {} } } => {
-                let (vv, durable) = {
-                    let mut store = server.store.lock();
-                    (store.replica.version_vector().clone(), store.flush_storage())
-                };
-                // An ack lets peers forget what it covers: only for what is on disk here.
-                if let Some(d) = durable {
-                    server.wait_durable(d).await;
-                }
+                // An ack lets peers forget what it covers: only for what is durable here.
+                let vv = host.durable_version_vector().await;
                 let (members, retired) = mesh.gossip(&vv);
                 send(wr, &Message::Ack { vv, members, retired }, &mesh.traffic).await?;
             }
             _ = peers_tick.tick() => {
-                let addrs: Vec<String> = mesh.peers.lock().values().map(|p| p.addr.to_string()).collect();
+                let addrs: Vec<String> = mesh.members.lock().peers.values().map(|p| p.addr.to_string()).collect();
                 send(wr, &Message::Peers(addrs), &mesh.traffic).await?;
             }
         }

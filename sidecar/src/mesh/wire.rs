@@ -145,22 +145,52 @@ pub struct Encoder {
     last_deps: HashMap<ReplicaId, VersionVector>,
 }
 
+/// A [`WireUpdate`] that borrows its operations from the update it encodes: it serializes to the
+/// same bytes, without copying keys and values.
+#[derive(Serialize)]
+struct WireUpdateRef<'a> {
+    origin: ReplicaId,
+    deps_delta: Vec<(ReplicaId, Timestamp)>,
+    ops: &'a [(Timestamp, Op)],
+}
+
 impl Encoder {
-    pub fn encode(&mut self, u: &Update) -> WireUpdate {
+    /// The update's dependencies as a change against the last ones sent for its origin.
+    fn deps_delta(&mut self, u: &Update) -> Vec<(ReplicaId, Timestamp)> {
         let prev = self.last_deps.entry(u.origin).or_default();
-        let deps_delta: Vec<(ReplicaId, Timestamp)> =
+        let mut delta: Vec<(ReplicaId, Timestamp)> =
             u.deps.iter().filter(|&(r, t)| prev.get(r) != t).collect();
         // Entries that disappeared (a retired member) are sent as zero.
-        let mut removed: Vec<(ReplicaId, Timestamp)> = prev
-            .iter()
-            .filter(|(r, _)| u.deps.get(*r) == Timestamp::ZERO)
-            .map(|(r, _)| (r, Timestamp::ZERO))
-            .collect();
-        let mut delta = deps_delta;
-        delta.append(&mut removed);
+        delta.extend(
+            prev.iter().filter(|(r, _)| u.deps.get(*r) == Timestamp::ZERO).map(|(r, _)| (r, Timestamp::ZERO)),
+        );
         *prev = u.deps.clone();
-        WireUpdate { origin: u.origin, deps_delta: delta, ops: u.ops.clone() }
+        delta
     }
+
+    pub fn encode(&mut self, u: &Update) -> WireUpdate {
+        WireUpdate { origin: u.origin, deps_delta: self.deps_delta(u), ops: u.ops.clone() }
+    }
+}
+
+/// The index of `Message::Updates` in the enum: bincode writes it (as a varint) before the body.
+const UPDATES_VARIANT: u32 = 2;
+
+/// Appends one `Message::Updates` frame for `updates`, encoded from them in place: the bytes are
+/// those of `encode(&Message::Updates(..))`, without copying the operations first.
+pub fn encode_updates(encoder: &mut Encoder, updates: &[std::sync::Arc<Update>], out: &mut BytesMut) {
+    let refs: Vec<WireUpdateRef<'_>> = updates
+        .iter()
+        .map(|u| WireUpdateRef { origin: u.origin, deps_delta: encoder.deps_delta(u), ops: &u.ops })
+        .collect();
+    let start = out.len();
+    out.put_u32(0);
+    let mut w = out.writer();
+    options().serialize_into(&mut w, &UPDATES_VARIANT).expect("a variant index serializes");
+    options().serialize_into(&mut w, &refs).expect("updates always serialize");
+    let out = w.into_inner();
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 /// Per-connection receiver state, the mirror of [`Encoder`].
@@ -207,6 +237,24 @@ mod tests {
         assert!(decode(&mut buf).is_err());
         let mut huge = BytesMut::from(&b"\xff\xff\xff\xff"[..]);
         assert!(matches!(decode(&mut huge), Err(WireError::TooLarge(_))));
+    }
+
+    #[test]
+    fn updates_encoded_in_place_match_the_owned_encoding() {
+        let op = Op { db: 0, key: Blob::from_slice(b"k"), effect: Effect::Delete };
+        let updates: Vec<std::sync::Arc<Update>> = (1..5u64)
+            .map(|i| {
+                let mut deps = VersionVector::new();
+                deps.set(i % 2 + 1, Timestamp(i * 10));
+                std::sync::Arc::new(Update { origin: 7, deps, ops: vec![(Timestamp(i * 11), op.clone())] })
+            })
+            .collect();
+        let mut owned = BytesMut::new();
+        let mut enc = Encoder::default();
+        encode(&Message::Updates(updates.iter().map(|u| enc.encode(u)).collect()), &mut owned);
+        let mut in_place = BytesMut::new();
+        encode_updates(&mut Encoder::default(), &updates, &mut in_place);
+        assert_eq!(owned, in_place);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod durability;
 pub mod lazyfree;
 pub mod limits;
+mod mesh_host;
 pub mod pubsub;
 pub mod store;
 pub mod store_lock;
@@ -20,7 +21,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::commands::{flags, registry, Blocking, CmdError, Ctx};
 use crate::config::Config;
@@ -81,7 +82,7 @@ pub struct Server {
     pub listen_addrs: Mutex<Vec<SocketAddr>>,
     pub pubsub: Mutex<pubsub::Hub>,
     /// The mesh, when this replica has peers (or may get some).
-    pub mesh: Option<crate::mesh::Mesh>,
+    pub mesh: Option<Arc<crate::mesh::Mesh>>,
     /// The data directory's fsync policy and status (`--data-dir`); waiting on it needs no lock.
     pub durability: Option<Arc<crate::storage::sync::Durability>>,
     pub storage_status: Option<Arc<crate::storage::Status>>,
@@ -205,10 +206,7 @@ impl Server {
     /// Runs one command for a client, writing its reply into `out`.
     pub fn execute(&self, client: &mut Client, out: &mut Reply, args: &[Bytes]) {
         let mut store = self.store.lock();
-        let now = self.now_ms();
-        let before = store.storage.as_ref().map(|s| s.appended());
-        self.execute_locked(&mut store, client, out, args, now);
-        self.after_batch(&mut store, client, before);
+        self.run_batch(&mut store, client, out, std::iter::once(args));
     }
 
     /// Runs a batch of pipelined commands under one acquisition of the store lock (they would
@@ -219,31 +217,46 @@ impl Server {
             // A script has run past the busy threshold: answer without the store.
             return crate::scripting::busy::answer(self, client, out, batch);
         };
+        self.run_batch(&mut store, client, out, batch.iter().map(|a| a.as_slice()))
+    }
+
+    /// Runs commands back to back, then commits once ([`Server::commit`]): the batch's writes
+    /// reach the data directory and the peers as one update, and one `fsync` (under
+    /// `appendfsync always`) covers the replies of the whole batch and of every other client's
+    /// batch written meanwhile (group commit).
+    fn run_batch<'a>(
+        &self,
+        store: &mut Store,
+        client: &mut Client,
+        out: &mut Reply,
+        batch: impl Iterator<Item = &'a [Bytes]>,
+    ) -> usize {
         // One clock reading per batch: the commands of a pipeline run at the same instant.
         let now = self.now_ms();
+        if let Some(mesh) = &self.mesh {
+            store.replica.set_solo(mesh.alone());
+        }
         let before = store.storage.as_ref().map(|s| s.appended());
-        let mut ran = batch.len();
-        for (i, args) in batch.iter().enumerate() {
-            self.execute_locked(&mut store, client, out, args, now);
+        let mut ran = 0;
+        for args in batch {
+            ran += 1;
+            self.execute_locked(store, client, out, args, now);
+            // Clients blocked on a key this command wrote are served before the next command, as
+            // Redis does.
+            if !store.ready.is_empty() {
+                self.serve_blocked(store, now);
+            }
             if client.close || client.blocked.is_some() || client.wait_for.is_some() {
-                ran = i + 1;
                 break;
             }
         }
-        self.after_batch(&mut store, client, before);
-        ran
-    }
-
-    /// Hands the batch's log records to the operating system before the replies can go out,
-    /// and remembers which record the replies must wait for under `appendfsync always` (group
-    /// commit: one fsync covers the whole batch, and every other client's batch written
-    /// meanwhile).
-    fn after_batch(&self, store: &mut Store, client: &mut Client, before: Option<u64>) {
-        if let (Some(before), Some(seq)) = (before, store.flush_storage()) {
+        let durable = self.commit(store, now);
+        if let (Some(before), Some(seq)) = (before, durable) {
             if seq > before {
                 client.durable_seq = seq;
             }
         }
+        ran
     }
 
     /// Publishes to this replica's subscribers and to every other replica's; returns how many
@@ -255,99 +268,26 @@ impl Server {
         self.pubsub.lock().publish(channel, payload)
     }
 
-    /// Applies updates from a peer, wakes clients blocked on the keys they touch, and tells the
-    /// peer writers that the log grew. Updates under this replica's own id that it never made
-    /// are refused (and nothing of the batch is applied): only this replica writes its history.
-    pub fn apply_remote(&self, updates: Vec<crate::crdt::replica::Update>) -> Result<(), String> {
-        let mut store = self.store.lock();
-        let own = store.replica.version_vector().get(self.replica_id);
-        if let Some(forged) = updates.iter().find(|u| u.origin == self.replica_id && u.last_dot().ts > own) {
-            return Err(format!(
-                "sent writes under this replica's id stamped {} (ms.counter), later than any write it made ({own})",
-                forged.last_dot().ts
-            ));
-        }
-        for u in updates {
-            store.deliver(u);
-        }
-        let now = self.now_ms();
+    /// The one commit path: what follows every change to the store, whoever made it (a client's
+    /// batch of commands, updates and snapshots from peers, the expiry sweep).
+    ///
+    /// 1. Clients blocked on keys that changed are served (their pops are writes too).
+    /// 2. The writes since the last commit become one update: in the data directory's log and in
+    ///    the replication log, so that peers apply them as one unit.
+    /// 3. The data directory's records go to the operating system; the returned sequence number
+    ///    is what a reply must wait for under `appendfsync always` (None without a data
+    ///    directory).
+    /// 4. The peer writers are woken if the replication log grew (local or relayed updates).
+    pub fn commit(&self, store: &mut Store, now: u64) -> Option<u64> {
         if !store.ready.is_empty() {
-            self.serve_blocked(&mut store, now);
+            self.serve_blocked(store, now);
         }
         store.log_local_writes();
-        store.flush_storage();
-        let seq = store.log.end_seq();
-        drop(store);
+        let durable = store.flush_storage();
         if let Some(mesh) = &self.mesh {
-            mesh.log_seq.send_replace(seq);
+            mesh.log_grew(store.log.end_seq());
         }
-        self.check_initial_sync();
-        Ok(())
-    }
-
-    /// Joins a peer's snapshot into this replica; `encoded` is the snapshot as it arrived, which
-    /// the data directory logs as it is.
-    pub fn install_snapshot(
-        &self,
-        snapshot: crate::crdt::replica::Snapshot,
-        encoded: &[u8],
-    ) -> Result<(), String> {
-        let started = Instant::now();
-        let keys: usize = snapshot.dbs.iter().map(|(_, e)| e.len()).sum();
-        let mut store = self.store.lock();
-        let vv = snapshot.vv.clone();
-        let own = store.replica.version_vector().get(self.replica_id);
-        if vv.get(self.replica_id) > own {
-            return Err(format!(
-                "sent a snapshot holding writes of this replica up to {} (ms.counter), later than any it made ({own})",
-                vv.get(self.replica_id)
-            ));
-        }
-        if store.replica.version_vector().dominates(&vv) {
-            // Another peer's snapshot (or the log) already brought all of it.
-            drop(store);
-            debug!(keys, "skipped a snapshot this replica already holds");
-            self.check_initial_sync();
-            return Ok(());
-        }
-        // Local writes not yet logged go first: the log must keep the order of application.
-        store.log_local_writes();
-        if let Some(storage) = &mut store.storage {
-            storage.append_installed(encoded);
-        }
-        store.replica.install(snapshot);
-        // What came by snapshot cannot be served from this replica's log.
-        store.log.truncated.merge(&vv);
-        store.touch_db(None);
-        let now = self.now_ms();
-        if !store.ready.is_empty() {
-            self.serve_blocked(&mut store, now);
-        }
-        let written = store.log_local_writes();
-        store.flush_storage();
-        let seq = store.log.end_seq();
-        drop(store);
-        if let (true, Some(mesh)) = (written, &self.mesh) {
-            mesh.log_seq.send_replace(seq);
-        }
-        info!(keys, ms = started.elapsed().as_millis() as u64, "installed a snapshot from a peer");
-        self.check_initial_sync();
-        Ok(())
-    }
-
-    /// Ready once the replica holds everything its first peer had when they met.
-    pub fn check_initial_sync(&self) {
-        if self.ready.load(Ordering::Acquire) {
-            return;
-        }
-        let Some(mesh) = &self.mesh else { return };
-        let target = mesh.sync_target.lock().clone();
-        if let Some(t) = target {
-            if self.store.lock().replica.version_vector().dominates(&t) {
-                info!(ms = mesh.started.elapsed().as_millis() as u64, "initial sync done: ready");
-                self.ready.store(true, Ordering::Release);
-            }
-        }
+        durable
     }
 
     /// Retries the commands of clients blocked on keys that were written, in the order the
@@ -461,9 +401,6 @@ impl Server {
         let started = quanta::Instant::now();
         client.info.last_cmd.store(index, Ordering::Relaxed);
         client.info.last_active_ms.store(now, Ordering::Relaxed);
-        if let Some(mesh) = &self.mesh {
-            store.replica.set_solo(!mesh.has_seeds && !mesh.members_known.load(Ordering::Acquire));
-        }
         let mut ctx = Ctx::new(store, client, out, self, now);
         let result = (cmd.run)(&mut ctx, args);
         let block = ctx.block.take();
@@ -476,22 +413,6 @@ impl Server {
             client.info.blocked.store(true, Ordering::Relaxed);
             client.blocked =
                 Some(client::Blocked { waiter, reply, deadline: b.deadline, on_timeout: b.on_timeout });
-        }
-        if !store.ready.is_empty() {
-            self.serve_blocked(store, now);
-        }
-        if let Some(mesh) = &self.mesh {
-            if !mesh.has_seeds && !mesh.members_known.load(Ordering::Acquire) {
-                // Nobody to stream to (writes were recorded for the disk at most): a member that
-                // turns up later gets a snapshot, since the log does not reach back to them.
-                let mine = store.replica.version_vector().clone();
-                store.log.truncated.merge(&mine);
-            }
-        }
-        if client.multi.is_none() && store.log_local_writes() {
-            if let Some(mesh) = &self.mesh {
-                mesh.log_seq.send_replace(store.log.end_seq());
-            }
         }
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
         let (calls, latency) = &self.metrics.per_command[index];
@@ -552,53 +473,10 @@ pub async fn bind_clients(config: &Config) -> std::io::Result<Vec<TcpListener>> 
     Ok(listeners)
 }
 
-/// What an accept loop does when `accept` fails (most often: out of file descriptors, which
-/// stays true until connections close): wait, longer each time up to a second, and say so once
-/// a second at most, so that a full descriptor table neither spins a core nor floods the log.
-pub struct AcceptBackoff {
-    listener: &'static str,
-    delay: Duration,
-    last_log: Option<Instant>,
-    suppressed: u64,
-}
-
-impl AcceptBackoff {
-    const FIRST: Duration = Duration::from_millis(5);
-    const MAX: Duration = Duration::from_secs(1);
-
-    pub fn new(listener: &'static str) -> AcceptBackoff {
-        AcceptBackoff { listener, delay: Self::FIRST, last_log: None, suppressed: 0 }
-    }
-
-    pub fn reset(&mut self) {
-        self.delay = Self::FIRST;
-    }
-
-    pub async fn pause(&mut self, error: &std::io::Error) {
-        if self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            warn!(listener = self.listener, error = %error, suppressed = self.suppressed, retry_ms = self.delay.as_millis() as u64, "accept failed");
-            self.last_log = Some(Instant::now());
-            self.suppressed = 0;
-        } else {
-            self.suppressed += 1;
-        }
-        tokio::time::sleep(self.delay).await;
-        self.delay = (self.delay * 2).min(Self::MAX);
-    }
-}
-
-/// Compares a presented secret with the expected one in time that does not depend on where
-/// they differ (both are hashed first, so the length does not leak either).
-pub fn secret_eq(presented: &[u8], expected: &[u8]) -> bool {
-    use ring::digest::{digest, SHA256};
-    let (a, b) = (digest(&SHA256, presented), digest(&SHA256, expected));
-    a.as_ref().iter().zip(b.as_ref()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Accepts client connections until shutdown.
 pub async fn serve_clients(server: Arc<Server>, listener: TcpListener) {
     let mut shutdown = server.shutdown.subscribe();
-    let mut backoff = AcceptBackoff::new("client");
+    let mut backoff = crate::net::AcceptBackoff::new("client");
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -659,15 +537,7 @@ fn active_expire(server: &Server) {
             for key in &expired {
                 store.expire_key(db, key, now);
             }
-            if !store.ready.is_empty() {
-                server.serve_blocked(&mut store, now);
-            }
-            if store.log_local_writes() {
-                if let Some(mesh) = &server.mesh {
-                    mesh.log_seq.send_replace(store.log.end_seq());
-                }
-            }
-            store.flush_storage();
+            server.commit(&mut store, now);
             drop(store);
             if expired.len() * 4 <= samples || Instant::now() > deadline {
                 break;
@@ -727,7 +597,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     if server.durability.is_some() {
         tokio::spawn(durability::storage_loop(server.clone()));
     }
-    crate::mesh::start(server.clone(), &config).await?;
+    if let Some(mesh) = &server.mesh {
+        crate::mesh::start(mesh.clone(), server.clone(), &config).await?;
+    }
     match &server.mesh {
         Some(mesh) if mesh.has_seeds => {
             // Ready after the initial sync from a peer, or when none answers in time.
@@ -735,9 +607,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
             let timeout = Duration::from_millis(s.config.bootstrap_timeout_ms);
             tokio::spawn(async move {
                 tokio::time::sleep(timeout).await;
-                if !s.ready.load(Ordering::Acquire)
-                    && s.mesh.as_ref().is_some_and(|m| m.peers.lock().is_empty())
-                {
+                if !s.ready.load(Ordering::Acquire) && s.mesh.as_ref().is_some_and(|m| m.connected() == 0) {
                     info!("no peer reachable within the bootstrap timeout: ready on our own");
                     s.ready.store(true, Ordering::Release);
                 }
@@ -759,6 +629,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     info!("shutting down");
     let _ = server.shutdown.send(true);
+    if let Some(mesh) = &server.mesh {
+        mesh.stop();
+    }
     for c in server.clients.lock().values() {
         c.kill();
     }

@@ -93,6 +93,13 @@ impl Store {
     /// Moves the writes of the command that just ran into the data directory's log and the
     /// replication log; true if the replication log grew.
     pub fn log_local_writes(&mut self) -> bool {
+        if self.replica.is_solo() {
+            // Alone, writes are not recorded for peers: a member that turns up later gets a
+            // snapshot, since the log does not reach back to them.
+            let id = self.replica.id;
+            let mine = crate::crdt::Dot::new(id, self.replica.version_vector().get(id));
+            self.log.truncated.observe(mine);
+        }
         let Some(u) = self.replica.take_update() else { return false };
         if let Some(storage) = &mut self.storage {
             storage.append_update(&u);
