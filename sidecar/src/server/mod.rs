@@ -74,6 +74,9 @@ pub struct Server {
     pub storage_status: Option<Arc<crate::storage::Status>>,
     /// This replica's own newest write that the data directory gave back (None: new member).
     pub recovered_own: Option<crate::crdt::Timestamp>,
+    /// The data directory was damaged and set aside (`--recover-from-peers`): ready only after
+    /// the initial sync from a peer, never on our own after the bootstrap timeout.
+    pub rebuilding: bool,
 }
 
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
@@ -92,7 +95,7 @@ impl Server {
     }
 
     pub fn with_mesh(config: Config) -> std::io::Result<Arc<Server>> {
-        let durability::Start { mut replica, storage, recovered_own, replayed, snapshotted } =
+        let durability::Start { mut replica, storage, recovered_own, replayed, snapshotted, rebuilding } =
             durability::Start::open(&config)?;
         let replica_id: ReplicaId = replica.id;
         let mesh = crate::mesh::Mesh::from_config(&config, replica_id)?;
@@ -141,6 +144,7 @@ impl Server {
             durability,
             storage_status,
             recovered_own,
+            rebuilding,
         }))
     }
 
@@ -615,6 +619,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     crate::mesh::start(server.clone(), &config).await?;
     match &server.mesh {
+        Some(mesh) if mesh.has_seeds && server.rebuilding => {
+            info!("rebuilding from the peers (the damaged data directory was set aside): ready after the initial sync from a peer");
+        }
         Some(mesh) if mesh.has_seeds => {
             // Ready after the initial sync from a peer, or when none answers in time.
             let s = server.clone();
