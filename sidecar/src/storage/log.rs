@@ -164,6 +164,8 @@ pub fn decode_record(payload: &[u8]) -> Result<Decoded<'_>, StorageError> {
 /// The readable part of one segment's records (the bytes after its header).
 pub struct Scanned {
     pub entries: Vec<LogEntry>,
+    /// Where each entry's (first) record starts.
+    pub starts: Vec<usize>,
     /// Bytes of records (after the header) that hold whole, decodable entries.
     pub good_len: usize,
     /// Why the good part ends:
@@ -184,22 +186,26 @@ pub struct Scanned {
 pub fn scan(body: &[u8]) -> Scanned {
     let mut reader = Reader::new(body);
     let mut entries = Vec::new();
+    let mut starts = Vec::new();
     // Start offset and bytes of an installed snapshot whose parts are being collected.
     let mut install: Option<(usize, Vec<u8>)> = None;
     let mut at = 0;
     // The good part ends at `from`; the input is searched for readable records from `after` on.
-    let ended = |entries: Vec<LogEntry>, from: usize, after: usize, torn: bool| {
+    let ended = |entries: Vec<LogEntry>, starts: Vec<usize>, from: usize, after: usize, torn: bool| {
         let end = match (next_readable(body, after).is_some(), torn) {
             (true, _) => End::BadMiddle { at: from },
             (false, true) => End::Torn { at: from },
             (false, false) => End::BadTail { at: from },
         };
-        Scanned { entries, good_len: from, end }
+        Scanned { entries, starts, good_len: from, end }
     };
     while let Some(payload) = reader.next() {
         let next = reader.position();
         match (decode_record(payload), &mut install) {
-            (Ok(Decoded::Entry(e)), None) => entries.push(e),
+            (Ok(Decoded::Entry(e)), None) => {
+                entries.push(e);
+                starts.push(at);
+            }
             (Ok(Decoded::InstalledPart { last, bytes }), _) => {
                 let (start, buf) = install.get_or_insert_with(|| (at, Vec::new()));
                 let start = *start;
@@ -207,33 +213,36 @@ pub fn scan(body: &[u8]) -> Scanned {
                 if last {
                     let (_, buf) = install.take().expect("collecting");
                     match crate::mesh::wire::decode_snapshot(&buf) {
-                        Ok(snapshot) => entries.push(LogEntry::Installed(snapshot)),
-                        Err(_) => return ended(entries, start, next, false),
+                        Ok(snapshot) => {
+                            entries.push(LogEntry::Installed(snapshot));
+                            starts.push(start);
+                        }
+                        Err(_) => return ended(entries, starts, start, next, false),
                     }
                 }
             }
             (Ok(Decoded::Entry(_)), Some((start, _))) => {
                 let start = *start;
-                return ended(entries, start, next, false);
+                return ended(entries, starts, start, next, false);
             }
             (Err(_), _) => {
                 let from = install.as_ref().map(|(start, _)| *start).unwrap_or(at);
-                return ended(entries, from, next, false);
+                return ended(entries, starts, from, next, false);
             }
         }
         at = next;
     }
     let from = |stop: usize| install.as_ref().map(|(start, _)| *start).unwrap_or(stop);
     match reader.end().expect("reader finished") {
-        End::Clean if install.is_none() => Scanned { entries, good_len: body.len(), end: End::Clean },
+        End::Clean if install.is_none() => Scanned { entries, starts, good_len: body.len(), end: End::Clean },
         // Every part read, the last one missing: the append was cut at a record boundary.
         End::Clean => {
             let start = from(body.len());
-            Scanned { entries, good_len: start, end: End::Torn { at: start } }
+            Scanned { entries, starts, good_len: start, end: End::Torn { at: start } }
         }
-        End::Torn { at: stop } => ended(entries, from(stop), stop + 1, true),
+        End::Torn { at: stop } => ended(entries, starts, from(stop), stop + 1, true),
         End::BadTail { at: stop } | End::BadMiddle { at: stop } => {
-            ended(entries, from(stop), stop + 1, false)
+            ended(entries, starts, from(stop), stop + 1, false)
         }
     }
 }

@@ -186,7 +186,11 @@ pub fn discard(dir: &Path) -> std::io::Result<()> {
 /// A damage report as the error a start stops with: what is wrong, and what to do.
 pub fn damage_advice(damage: &Damage) -> String {
     format!(
-        "{damage}. Nothing in the directory was changed. `syncmesh-replica check-data {dir}` shows          what is readable; `syncmesh-replica check-data {dir} --fix` sets the damaged part aside          (kept in {dir}/damaged-<time>/) so that the replica starts with the {keys} recoverable keys;          or start with --recover-from-peers to set the files aside and rebuild from the mesh",
+        "{damage}. Nothing in the directory was changed. `syncmesh-replica check-data {dir}` \
+         shows what is readable; `syncmesh-replica check-data {dir} --fix` sets the damaged part \
+         aside (kept in {dir}/damaged-<time>/) so that the replica starts with the {keys} \
+         recoverable keys; or start with --recover-from-peers to set the files aside and rebuild \
+         from the mesh",
         dir = damage.dir.display(),
         keys = damage.keys_recoverable,
     )
@@ -406,6 +410,21 @@ mod tests {
         let before = contents(&dir);
         let err = open(&dir, &opts()).err().expect("refused");
         assert!(err.to_string().contains("hole in the history"), "{err}");
+        assert_eq!(contents(&dir), before);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_segment_cut_at_a_record_boundary_before_a_later_one_is_damage() {
+        let dir = temp_dir("boundary");
+        let (_, second_record) = three_segments(&dir);
+        let seg = log::segment_path(&dir, 1);
+        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(second_record as u64).unwrap();
+        let before = contents(&dir);
+        let err = open(&dir, &opts()).err().expect("refused");
+        let StorageError::Damaged(d) = &err else { panic!("{err}") };
+        assert_eq!((d.file.as_str(), d.offset), ("log-0000000002.aof", log::HEADER_LEN as u64), "{err}");
+        assert!(err.to_string().contains("depends on writes the log does not hold"), "{err}");
         assert_eq!(contents(&dir), before);
         std::fs::remove_dir_all(dir).unwrap();
     }

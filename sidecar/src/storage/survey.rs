@@ -17,8 +17,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use tracing::error;
-
 use super::log::{self, LogEntry};
 use super::record::End;
 use super::{snapshot, StorageError};
@@ -297,10 +295,27 @@ pub fn survey(dir: &Path, standalone: bool) -> Result<Survey, StorageError> {
             s.replay.replica = Replica::new(s.replica_id.unwrap_or_default(), Clock::new(0));
         }
         let scanned = log::scan(body);
-        report.records = scanned.entries.len() as u64;
-        for entry in scanned.entries {
-            s.replay.apply(entry);
+        let total = scanned.entries.len();
+        for (i, (entry, start)) in scanned.entries.into_iter().zip(scanned.starts).enumerate() {
+            if !s.replay.apply(entry) {
+                // Never expected of a log in application order: something before it is missing.
+                let at = (log::HEADER_LEN + start) as u64;
+                let after = (total - i - 1) as u64;
+                report.records = i as u64;
+                report.good_end = at;
+                s.log_size += at;
+                let why = "a record depends on writes the log does not hold (a hole in the history \
+                           before it, such as a segment cut short at a record boundary)"
+                    .to_string();
+                s.set_damage(&mut report, at, why, after, Repair::CutSegment { number, at });
+                break;
+            }
         }
+        if s.damage.is_some() {
+            s.files.push(report);
+            continue;
+        }
+        report.records = total as u64;
         let good_end = (log::HEADER_LEN + scanned.good_len) as u64;
         report.good_end = good_end;
         s.log_size += good_end;
@@ -415,9 +430,6 @@ impl Survey {
 pub(super) struct Replay {
     pub(super) replica: Replica,
     standalone: bool,
-    /// Updates that arrived before something they depend on (never expected: the log is in
-    /// application order), retried after every applied one.
-    pending: Vec<Update>,
     /// The updates applied, in order (kept in a mesh only).
     pub(super) applied: Vec<Update>,
     pub(super) snapshotted: VersionVector,
@@ -428,19 +440,14 @@ impl Replay {
         Replay {
             replica: Replica::new(0, Clock::new(0)),
             standalone,
-            pending: Vec::new(),
             applied: Vec::new(),
             snapshotted: VersionVector::new(),
         }
     }
 
-    fn applied(&mut self, u: Update) {
-        if !self.standalone {
-            self.applied.push(u);
-        }
-    }
-
-    fn apply(&mut self, entry: LogEntry) {
+    /// Applies one entry; false if it is an update whose dependencies the replica lacks (the
+    /// log is in application order, so something before it is missing).
+    fn apply(&mut self, entry: LogEntry) -> bool {
         match entry {
             LogEntry::Update(u) => {
                 if self.standalone {
@@ -450,17 +457,17 @@ impl Replay {
                 }
                 match self.replica.deliver(&u) {
                     Delivery::Applied => {
-                        self.applied(u);
-                        self.retry_pending();
+                        if !self.standalone {
+                            self.applied.push(u);
+                        }
                     }
-                    Delivery::NotReady => self.pending.push(u),
+                    Delivery::NotReady => return false,
                     Delivery::Duplicate => {}
                 }
             }
             LogEntry::Installed(s) => {
                 self.snapshotted.merge(&s.vv);
                 self.replica.install(s);
-                self.retry_pending();
             }
             LogEntry::Stable(vv) => {
                 if !self.standalone {
@@ -468,39 +475,11 @@ impl Replay {
                 }
             }
         }
+        true
     }
 
-    fn retry_pending(&mut self) {
-        while !self.pending.is_empty() {
-            let before = self.pending.len();
-            for u in std::mem::take(&mut self.pending) {
-                if self.replica.deliver(&u) == Delivery::NotReady {
-                    self.pending.push(u);
-                } else {
-                    self.applied(u);
-                }
-            }
-            if self.pending.len() == before {
-                return;
-            }
-        }
-    }
-
-    /// An update that never became ready depends on something the log does not hold; it cannot
-    /// be applied and is dropped (never expected: the log is in application order).
+    /// After the whole history: alone, everything is stable and compacted.
     fn finish(&mut self) {
-        if !self.pending.is_empty() {
-            error!(
-                updates = self.pending.len(),
-                "logged updates depend on writes the log does not hold: they are not applied"
-            );
-            for u in std::mem::take(&mut self.pending) {
-                // Their timestamps were issued (or seen): never issue them again.
-                for (ts, _) in &u.ops {
-                    self.replica.clock.observe(*ts);
-                }
-            }
-        }
         if self.standalone {
             let vv = self.replica.version_vector().clone();
             self.replica.set_stable(vv);
