@@ -543,4 +543,81 @@ mod tests {
         assert!(reopen(&dir).resumed, "the data is untouched");
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    /// Packs a directory's history as an input of the `data_dir` fuzz target (see
+    /// `sidecar/fuzz/fuzz_targets/data_dir.rs`): `kind:u8 len:u16 bytes` per file.
+    fn pack(dir: &Path, how: u8, mutate: impl Fn(&str, &mut Vec<u8>)) -> Vec<u8> {
+        let mut out = vec![how];
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let kind = match (name.as_str(), log::parse_segment_name(&name)) {
+                ("snapshot.bin", _) => 0u8,
+                (_, Some(n)) if n < 255 => n as u8 + 1,
+                _ => continue,
+            };
+            let mut bytes = std::fs::read(dir.join(&name)).unwrap();
+            mutate(&name, &mut bytes);
+            bytes.truncate(u16::MAX as usize);
+            out.push(kind);
+            out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    /// Writes the seed corpus of the `data_dir` fuzz target: real directories (log only, with a
+    /// snapshot, several lives), whole and damaged (flipped bits, zeroed stretches, cuts).
+    /// `SYNCMESH_FUZZ_CORPUS=sidecar/fuzz/corpus/data_dir cargo test -p syncmesh-replica --lib
+    /// write_data_dir_fuzz_corpus -- --ignored`
+    #[test]
+    #[ignore]
+    fn write_data_dir_fuzz_corpus() {
+        let out = PathBuf::from(std::env::var("SYNCMESH_FUZZ_CORPUS").expect("SYNCMESH_FUZZ_CORPUS"));
+        std::fs::create_dir_all(&out).unwrap();
+        let log_only = temp_dir("corpus-log");
+        three_segments(&log_only);
+        let with_snapshot = temp_dir("corpus-snap");
+        let mut r = reopen(&with_snapshot);
+        for i in 0..4 {
+            incr(&mut r, format!("k{i}").as_bytes(), 1_000 + i);
+        }
+        r.storage.begin_rewrite(&r.replica).unwrap().unwrap().run().unwrap();
+        incr(&mut r, b"after", 2_000);
+        drop(r);
+        let mut n = 0;
+        let mut write = |bytes: Vec<u8>| {
+            n += 1;
+            std::fs::write(out.join(format!("seed-{n:02}")), bytes).unwrap();
+        };
+        for dir in [&log_only, &with_snapshot] {
+            for how in [0u8, 1, 2, 6] {
+                write(pack(dir, how, |_, _| {}));
+                write(pack(dir, how, |name, b| {
+                    if name.starts_with("log-0000000001") || name == "snapshot.bin" {
+                        let at = b.len() / 2;
+                        b[at] ^= 0x08;
+                    }
+                }));
+                write(pack(dir, how, |name, b| {
+                    if name.starts_with("log-") {
+                        let cut = b.len().saturating_sub(3).max(20);
+                        b.truncate(cut);
+                    }
+                }));
+                write(pack(dir, how, |name, b| {
+                    if name.starts_with("log-0000000001") {
+                        let from = b.len() / 3;
+                        let to = (from + 40).min(b.len());
+                        b[from..to].fill(0);
+                    }
+                }));
+            }
+        }
+        std::fs::remove_dir_all(log_only).unwrap();
+        std::fs::remove_dir_all(with_snapshot).unwrap();
+    }
 }
