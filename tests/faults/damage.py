@@ -5,6 +5,8 @@ DIR/damaged-<time>/ unchanged, and rebuild from its peers as a new member. The d
 where no start could take it for a torn tail (a crash in the middle of a write, which a start
 accepts): a flipped bit or a zeroed 4 KiB page in a record that readable records follow, or in
 the snapshot; a cut only of the snapshot or of a segment that a segment with records follows.
+The harness makes the replica write a snapshot (SAVE) first when the damage is meant for it or
+is a cut, so that a short run has one.
 """
 
 import os
@@ -53,11 +55,14 @@ def choose(files, how, target, rng):
         return ("snapshot.bin", how, rng.randrange(len(snapshot))) if snapshot else None
     last = with_records[-1]
     if how == "truncate":
-        # A cut of a segment that a segment with records follows (a hole), else a flip.
+        # A cut of a segment that a segment with records follows (a hole), else of the
+        # snapshot, else a flip.
         earlier = [i for i in with_records if i != last]
         if earlier:
             name, data, records = segments[rng.choice(earlier)]
             return name, how, rng.randrange(records[0][0], len(data))
+        if snapshot:
+            return "snapshot.bin", how, rng.randrange(len(snapshot))
         how = "flip"
     # A record that readable records follow: not the last record of the last segment.
     places = [(i, r) for i in with_records for r in segments[i][2]

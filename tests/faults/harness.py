@@ -206,6 +206,10 @@ class Run:
                 self.skipped["damage-restart"] += 1
                 self.log(f"damage {r.name}: skipped (not up)")
                 return
+            if p["target"] == "snapshot" or p["how"] == "truncate":
+                # A short run has not compacted yet: a snapshot to damage (clients write on).
+                r.query("SAVE", timeout=10.0)
+                time.sleep(0.3)
             r.kill()
             what, files = damage(r.data_dir, p["how"], p["target"], p["seed"])
             if what is None:

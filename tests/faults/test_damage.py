@@ -46,6 +46,7 @@ def test_cuts_are_of_a_segment_that_records_follow_or_of_the_snapshot():
     assert choose(only, "truncate", "log", random.Random(1))[1] == "flip"
     snap = [("snapshot.bin", b"x" * 100)] + only
     assert choose(snap, "truncate", "snapshot", random.Random(1))[0] == "snapshot.bin"
+    assert choose(snap, "truncate", "log", random.Random(1))[0] == "snapshot.bin"
 
 
 def test_a_damaged_directory_is_found_again_in_damaged_dirs():
