@@ -156,19 +156,20 @@ fn verdict(s: &Survey, advise: bool) -> i32 {
             println!("  syncmesh-replica check-data {dir} --fix");
             if d.keys_recoverable > 0 || d.repair != survey::Repair::Everything {
                 println!(
-                    "      the replica starts with the {} recoverable keys; the damage and everything after it",
+                    "      the replica starts under its id with the {} recoverable keys; the damage and everything",
                     d.keys_recoverable
                 );
-                println!("      move to {dir}/damaged-<unix time>/; peers give back what they hold");
+                println!("      after it move to {dir}/damaged-<unix time>/ (for a replica alone: in a mesh, peers that");
+                println!("      hold its writes from the cut part get quarantined)");
             } else {
                 println!(
                     "      nothing is recoverable: every file moves to {dir}/damaged-<unix time>/ and the"
                 );
                 println!("      replica starts as a new member (empty, or bootstrapped from its peers)");
             }
-            println!("  start the replica with --recover-from-peers (it needs peers)");
+            println!("  syncmesh-replica check-data {dir} --set-aside, or start the replica with --recover-from-peers");
             println!(
-                "      every file moves to {dir}/damaged-<unix time>/; the replica rebuilds from the mesh"
+                "      every file moves aside; the replica rejoins as a new member and gets back what its peers hold"
             );
         }
         return DAMAGED;

@@ -18,6 +18,9 @@ Kinds (as counted in the summary):
     clock-skew           one replica runs with --clock-offset-ms for the whole run
     join                 a new member joins the mesh during the run
     leave                a member drains its clients and leaves the mesh for good
+    lying-member         a process that knows the mesh secret tries a forged Hello, a vector
+                         far ahead, duplicated updates and writes under the target's id against
+                         one replica (`sidecar/examples/lying_member.rs`)
 """
 
 import random
@@ -128,5 +131,9 @@ def make_schedule(seed, duration, initial, joiner, max_fault=5.0, durable=()):
                             how=drng.choice(["flip", "zero-page", "truncate"]),
                             target=drng.choice(["log", "snapshot"]), seed=drng.randrange(1 << 30)))
         events.append(Event(t + drng.uniform(0.3, 1.5), "restart", name=name))
+    # The lying member draws from a stream of its own, so that it does not move other faults.
+    liar = random.Random(seed * 7919 + 17)
+    events.append(Event(liar.uniform(0.3, 0.7) * duration, "lie", kind="lying-member",
+                        name=liar.choice(initial)))
     events.sort(key=lambda e: e.t)
     return skew, events

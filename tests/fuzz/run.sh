@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bounded cargo-fuzz runs of every fuzz target (`cargo fuzz list`: the RESP parser, the command
-# layer, the mesh decoder, the data directory's log and snapshot readers, recovery of a whole
-# data directory), SECONDS each; the two data-directory targets (storage, data_dir) share
-# SECONDS between them, so the suite's time stays what it was.
+# layer, the mesh decoder and handshake, the data directory's log and snapshot readers, recovery
+# of a whole data directory), SECONDS each; the two data-directory targets (storage, data_dir)
+# share SECONDS between them, so the suite's time stays what it was.
 #
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET]     default 30
 #

@@ -123,7 +123,7 @@ spec:
         image: $REPLICA_IMAGE
         imagePullPolicy: Never
         restartPolicy: Always
-        args: [--bind, 0.0.0.0, --mesh-insecure, --database, shop, --peers-dns, mesh.$NS.svc.cluster.local]
+        args: [--bind, 0.0.0.0, --protected-mode, "no", --mesh-insecure, --mesh-bind, 0.0.0.0, --mesh-secret, node-smoke, --database, shop, --peers-dns, mesh.$NS.svc.cluster.local]
         ports:
         - {name: redis, containerPort: 6379}
         - {name: mesh, containerPort: 7379}

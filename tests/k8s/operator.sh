@@ -312,7 +312,7 @@ check "durableReplicas: 0 removes them and Ready returns" eventually 20 durable_
 
 # ------------------------------------------------------------------ restarts and leader election
 snapshot() {
-  k -n "$NS" get service/orders-mesh secret/orders-mesh-ca secret/orders-mesh-tls \
+  k -n "$NS" get service/orders-mesh secret/orders-mesh-ca secret/orders-mesh-tls secret/orders-admin \
     -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}'
   k -n "$SYSTEM_NS" get secret syncmesh-webhook-tls -o jsonpath='{.metadata.resourceVersion}'
   k -n "$NS" get sdb orders -o jsonpath=' {.status.conditions[*].lastTransitionTime}'
@@ -384,7 +384,7 @@ k -n "$NS" patch sdb orders --type json -p '[{"op":"add","path":"/metadata/final
 k -n "$NS" delete sdb orders --wait=false >/dev/null
 cleaned_up() {
   k -n "$NS" get sdb orders >/dev/null && ! k -n "$NS" get service orders-mesh 2>/dev/null &&
-    ! k -n "$NS" get secret orders-mesh-ca 2>/dev/null && ! k -n "$NS" get secret orders-mesh-tls 2>/dev/null &&
+    ! k -n "$NS" get secret orders-mesh-ca 2>/dev/null && ! k -n "$NS" get secret orders-mesh-tls 2>/dev/null && ! k -n "$NS" get secret orders-admin 2>/dev/null &&
     [[ "$(k -n "$NS" get sdb orders -o jsonpath='{.metadata.finalizers}')" == '["test.syncmesh.io/hold"]' ]]
 }
 check "on deletion the finalizer removes the Service and Secrets, then itself" eventually 30 cleaned_up

@@ -62,13 +62,16 @@ fn assert_every_byte_kept(dir: &Path, original: &BTreeMap<String, Vec<u8>>, may_
     for (name, bytes) in original {
         let here = now.get(Path::new(name));
         let elsewhere = |file: &str| {
-            now.iter().find(|(p, _)| p.components().count() == 2 && p.file_name().unwrap() == file).map(|(_, b)| b)
+            now.iter()
+                .find(|(p, _)| p.components().count() == 2 && p.file_name().unwrap() == file)
+                .map(|(_, b)| b)
         };
         match here {
             Some(b) if b == bytes => {}
             Some(b) => {
                 assert!(b.len() < bytes.len() && bytes.starts_with(b), "{name} changed, not cut");
-                let rest = elsewhere(&format!("{name}.from-{}", b.len())).unwrap_or_else(|| panic!("{name}'s cut part kept"));
+                let rest = elsewhere(&format!("{name}.from-{}", b.len()))
+                    .unwrap_or_else(|| panic!("{name}'s cut part kept"));
                 assert_eq!(&[b.as_slice(), rest].concat(), bytes, "{name}'s cut part");
             }
             None if may_go(name) => {}
@@ -112,7 +115,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let on_damage = if how & 2 == 2 { OnDamage::SetAsideAndRebuild } else { OnDamage::Stop };
-    let opts = Options { database: "fuzz".into(), policy: AppendFsync::No, rewrite_min: 1 << 20, standalone, on_damage };
+    let opts = Options {
+        database: "fuzz".into(),
+        policy: AppendFsync::No,
+        rewrite_min: 1 << 20,
+        standalone,
+        on_damage,
+    };
     let before = contents(&dir);
     match recover::open(&dir, &opts) {
         Err(StorageError::Damaged(_)) => {

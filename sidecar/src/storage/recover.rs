@@ -176,13 +176,6 @@ pub fn database_of(dir: &Path) -> Option<String> {
     std::fs::read_to_string(dir.join(DATABASE_FILE)).ok().map(|s| s.trim_end().to_string())
 }
 
-/// Moves the directory's history aside (kept in `DIR/set-aside-<time>/`), so that the replica
-/// starts next as a new member. Deletes nothing; see [`repair::set_aside`].
-pub fn discard(dir: &Path) -> std::io::Result<()> {
-    repair::set_aside(dir, repair::SET_ASIDE, "the replica's history is behind what its peers hold of it")
-        .map(|_| ())
-}
-
 /// A damage report as the error a start stops with: what is wrong, and what to do.
 pub fn damage_advice(damage: &Damage) -> String {
     format!(
