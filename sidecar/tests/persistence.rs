@@ -380,7 +380,9 @@ fn record_ends(segment: &[u8]) -> Vec<usize> {
 /// peer already has them. The restarted replica sees, at the handshake, that the peer holds
 /// writes of its own id that it lacks; it must not write on under that id with that peer, nor
 /// trust the claim: it quarantines the peer and keeps its data directory as it is, and a person
-/// decides (docs/durability.md, "A replica whose history is behind its peers'").
+/// decides (docs/durability.md, "A replica whose history is behind its peers'"). The person's way
+/// back: stop it, `check-data DIR --set-aside`, start it again: a new member that gets everything
+/// back from the peer, its lost writes included, with the old history still on disk.
 #[test]
 fn a_replica_whose_log_lost_writes_a_peer_holds_quarantines_it_and_keeps_its_files() {
     let dir = TempDir::new("lost-tail");
@@ -423,6 +425,47 @@ fn a_replica_whose_log_lost_writes_a_peer_holds_quarantines_it_and_keeps_its_fil
         let v: Option<i64> = a.client().get(format!("k{i}")).unwrap();
         assert_eq!(v, Some(i), "k{i} is still served from the directory");
     }
+
+    // The way back. While the replica runs, the tool refuses to touch the directory.
+    let old_id = a.info_field("mesh", "replica_id");
+    let (code, out) = check_data(&data, &["--set-aside"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("stop the replica first"), "{out}");
+    a.kill();
+    let history = history_files(&data);
+    assert!(
+        history.iter().any(|(name, bytes)| data.join(name) == seg && bytes[..] == kept[..]),
+        "{history:?}"
+    );
+    let (code, out) = check_data(&data, &["--set-aside"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the next start") && out.contains("is a new member"), "{out}");
+    let aside = aside_dirs(&data, "set-aside-");
+    assert_eq!(aside.len(), 1, "{aside:?}: {out}");
+    assert!(history_files(&data).is_empty(), "the history moved: {:?}", history_files(&data));
+    assert!(data.join("database").exists(), "the database file stays");
+
+    a.kill9_and_restart();
+    let new_id = a.info_field("mesh", "replica_id");
+    assert_ne!(new_id, old_id, "a new member");
+    converge(&[&a, &b], Duration::from_secs(20));
+    for i in 0..10 {
+        let v: Option<i64> = a.client().get(format!("k{i}")).unwrap();
+        assert_eq!(v, Some(i), "k{i} came back from the peer");
+    }
+    assert_eq!(a.info_field("mesh", "mesh_quarantined_peers"), "0");
+    // It writes on under its new id, and the peer takes those writes.
+    let _: () = a.client().set("after", 1).unwrap();
+    converge(&[&a, &b], Duration::from_secs(20));
+    assert_eq!(b.client().get::<_, Option<i64>>("after").unwrap(), Some(1));
+    // The set-aside history is still there, byte for byte, next to the new member's files.
+    assert_eq!(aside_dirs(&data, "set-aside-"), aside);
+    for (name, bytes) in &history {
+        assert_eq!(&std::fs::read(aside[0].join(name)).unwrap(), bytes, "{name} kept unchanged");
+    }
+    let readme = std::fs::read_to_string(aside[0].join("README")).unwrap();
+    assert!(readme.contains("--set-aside"), "{readme}");
+    assert!(!history_files(&data).is_empty(), "the new member has a log of its own");
 }
 
 fn snapshots_sent(r: &ReplicaProcess) -> u64 {
@@ -611,12 +654,12 @@ fn history_files(data: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// The `damaged-*` directories of `data`.
-fn damaged_dirs(data: &Path) -> Vec<PathBuf> {
+/// The directories of `data` whose names start with `prefix` (`damaged-`, `set-aside-`).
+fn aside_dirs(data: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(data)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("damaged-"))
+        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with(prefix))
         .collect();
     out.sort();
     out
@@ -625,7 +668,7 @@ fn damaged_dirs(data: &Path) -> Vec<PathBuf> {
 /// Every byte of `originals` is still there: each file is in the data directory (perhaps cut)
 /// with the rest in a `damaged-*` directory (`NAME.from-OFFSET`), or moved there whole.
 fn assert_every_byte_kept(data: &Path, originals: &[(String, Vec<u8>)]) {
-    let aside = damaged_dirs(data);
+    let aside = aside_dirs(data, "damaged-");
     for (name, bytes) in originals {
         let now = std::fs::read(data.join(name)).ok();
         let kept = match &now {
@@ -963,7 +1006,7 @@ fn recover_from_peers_rebuilds_from_a_live_peer_and_keeps_the_damaged_files() {
             let v: i64 = a.client().get(format!("{tag}:counter")).unwrap();
             assert_eq!(v, 51, "{name}: {tag}'s writes came back from the peer");
         }
-        let aside = damaged_dirs(&data);
+        let aside = aside_dirs(&data, "damaged-");
         assert_eq!(aside.len(), 1, "{aside:?}");
         for (file, bytes) in &damaged {
             assert_eq!(&std::fs::read(aside[0].join(file)).unwrap(), bytes, "{file} kept unchanged");
