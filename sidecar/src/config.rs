@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AppendFsync {
@@ -41,6 +41,10 @@ impl YesNo {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "syncmesh-replica", version, about, long_about = None)]
 pub struct Config {
+    /// Without a subcommand the replica runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Addresses the client (Redis protocol) port listens on. Loopback by default: in a pod only
     /// the pod's own containers can reach the replica.
     #[arg(long, env = "SYNCMESH_BIND", value_delimiter = ',', default_value = "127.0.0.1,::1")]
@@ -148,6 +152,12 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// On a damaged data directory, move its files into DIR/damaged-<unix time>/ (kept) and start
+    /// as a new member that rebuilds from its peers, instead of refusing to start. Needs peers
+    /// (--peers or --peers-dns); without them a damaged directory still stops the replica.
+    #[arg(long, env = "SYNCMESH_RECOVER_FROM_PEERS")]
+    pub recover_from_peers: bool,
+
     /// When the append-only log is fsynced (see docs/durability.md).
     #[arg(long, env = "SYNCMESH_APPENDFSYNC", value_enum, default_value_t = AppendFsync::Everysec)]
     pub appendfsync: AppendFsync,
@@ -205,6 +215,35 @@ pub struct Config {
     pub log: String,
 }
 
+/// Tools that run instead of the replica.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Reports what a data directory holds: per file the records read, how far it reads, where
+    /// damage starts, and the keys a replica would recover. Exit status: 0 a replica starts on
+    /// it, 1 damaged (a replica refuses to start), 2 the check itself failed. See
+    /// docs/durability.md.
+    CheckData(CheckData),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckData {
+    /// The data directory (the replica's --data-dir). The replica must be stopped for --fix and
+    /// --set-aside.
+    pub dir: PathBuf,
+
+    /// Cut the damage and everything after it, after copying what is cut into
+    /// DIR/damaged-<unix time>/ (nothing is deleted): the next start recovers what was readable
+    /// up to the damage.
+    #[arg(long, conflicts_with = "set_aside")]
+    pub fix: bool,
+
+    /// Move the directory's snapshot and log into DIR/set-aside-<unix time>/ (kept): the next
+    /// start is a new member that bootstraps from its peers. For a replica whose history is
+    /// behind what its peers hold of it.
+    #[arg(long)]
+    pub set_aside: bool,
+}
+
 /// Parses `1000`, `100kb`, `64mb`, `2gb` (and `k`, `m`, `g`), as Redis's config does.
 pub fn parse_memory(s: &str) -> Result<u64, String> {
     let lower = s.trim().to_ascii_lowercase();
@@ -234,6 +273,29 @@ mod tests {
         assert_eq!(parse_memory("1kb").unwrap(), 1024);
         assert_eq!(parse_memory("2mb").unwrap(), 2 * 1024 * 1024);
         assert!(parse_memory("2xb").is_err());
+    }
+
+    #[test]
+    fn flags_without_a_subcommand_run_the_replica() {
+        let c =
+            Config::try_parse_from(["syncmesh-replica", "--port", "7000", "--recover-from-peers"]).unwrap();
+        assert!(c.command.is_none());
+        assert_eq!(c.port, 7000);
+        assert!(c.recover_from_peers);
+        let c = Config::try_parse_from(["syncmesh-replica", "check-data", "/d", "--fix"]).unwrap();
+        match c.command {
+            Some(Command::CheckData(c)) => {
+                assert!(c.fix && !c.set_aside && c.dir == std::path::Path::new("/d"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Config::try_parse_from(["syncmesh-replica", "check-data", "/d", "--fix", "--set-aside"]).is_err()
+        );
+        assert!(
+            Config::try_parse_from(["syncmesh-replica", "check-data"]).is_err(),
+            "the directory is needed"
+        );
     }
 
     #[test]

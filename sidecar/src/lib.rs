@@ -9,9 +9,11 @@
 //! - [`mesh`]: peers, replication and snapshots.
 //! - [`storage`]: the data directory: append-only log, snapshots, recovery.
 //! - [`admin`]: the HTTP admin port.
+//! - [`check_data`]: the `check-data` tool for a data directory.
 
 pub mod admin;
 pub mod alloc;
+pub mod check_data;
 pub mod commands;
 pub mod config;
 pub mod crdt;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use syncmesh_replica::config::Config;
+use syncmesh_replica::config::{Command, Config};
 
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
@@ -8,6 +8,15 @@ static ALLOC: syncmesh_replica::alloc::Counting<tikv_jemallocator::Jemalloc> =
 
 fn main() {
     let config = Config::parse();
+    if let Some(Command::CheckData(args)) = &config.command {
+        // A tool, not the replica: its report goes to stdout, problems to stderr.
+        tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .init();
+        std::process::exit(syncmesh_replica::check_data::run(args));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into()),

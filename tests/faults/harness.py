@@ -29,7 +29,8 @@ sys.path.insert(0, HERE)
 
 from checks import Destructions, Report, check, read_state  # noqa: E402
 from network import Network, leftover_namespaces  # noqa: E402
-from replicas import MESH_PORT, Replica, data_dir_supported  # noqa: E402
+from damage import damage, kept  # noqa: E402
+from replicas import MESH_PORT, Replica, data_dir_supported, recover_from_peers_supported  # noqa: E402
 from schedule import make_schedule  # noqa: E402
 from workload import MIX, OK, Client, History  # noqa: E402
 
@@ -51,6 +52,7 @@ class Run:
         self.background = []
         self.errors = []
         self.identity_changes = []
+        self.damage_problems = []
         self.t_start = time.monotonic()
         self.history = History(self.clock)
         self.next_client = 0
@@ -78,18 +80,20 @@ class Run:
         for name in self.initial + [self.joiner]:
             self.net.add_host(name)
         self.net.probe_netem()
-        self.skew, self.events = make_schedule(self.seed, o.duration, self.initial, self.joiner,
-                                               o.max_fault)
-        seeds = [f"{h.ip}:{MESH_PORT}" for h in self.net.hosts.values()]
         persistence = o.persistence == "on" or (o.persistence == "auto" and self.durable_supported)
         # Every other replica is durable (as the operator's durable replicas would be).
         self.durable = set(self.initial[0::2]) if persistence else set()
+        # Several durable replicas: the operator runs them with --recover-from-peers.
+        recover = len(self.durable) > 1 and recover_from_peers_supported(o.binary)
+        self.skew, self.events = make_schedule(self.seed, o.duration, self.initial, self.joiner,
+                                               o.max_fault, durable=self.durable if recover else ())
+        seeds = [f"{h.ip}:{MESH_PORT}" for h in self.net.hosts.values()]
         for name in self.initial + [self.joiner]:
             self.replicas[name] = Replica(
                 name, self.net.hosts[name], o.binary, self.run_dir, seeds, o.retire_after,
                 clock_offset_ms=self.skew.get(name, 0),
                 data_dir=os.path.join(self.run_dir, f"{name}.data") if name in self.durable else None,
-                appendfsync=o.appendfsync)
+                appendfsync=o.appendfsync, recover_from_peers=recover)
         for name in self.initial:
             self.replicas[name].born = 0.0
             self.replicas[name].launch()
@@ -159,6 +163,8 @@ class Run:
                 self.faults["kill-restart of a durable replica"] += 1
             self.log(f"kill -9 {r.name}#{r.incarnation}"
                      + (" (durable: data dir kept)" if r.data_dir else " (memory only)"))
+        elif a == "damage":
+            self.damage(p)
         elif a == "restart":
             self.restart(p["name"])
         elif a == "join":
@@ -185,13 +191,41 @@ class Run:
                 for c in self.clients[r.name]:
                     c.join()
                 with r.lock:
-                    self.destructions.add(self.clock(), r.name, None, r.born)
+                    born = r.data_born if r.data_dir else r.born
+                    self.destructions.add(self.clock(), r.name, None, born)
                     r.gone = True
                     r.stop()
                 self.log(f"{r.name} left for good")
             self.faults["leave"] += 1
             self.log(f"{p['name']} leaves (drains its clients first)")
             self.in_background("leave", leave)
+
+    def damage(self, p):
+        """kill -9 of a durable replica and damage to its data directory: restarted with
+        --recover-from-peers, it keeps the damaged files in damaged-*/ and rebuilds from its
+        peers as a new member, so whatever only it held is gone (a destruction of every
+        incarnation since its directory began)."""
+        r = self.replicas[p["name"]]
+        with r.lock:
+            if not r.up or r.gone or not r.data_dir:
+                self.skipped["damage-restart"] += 1
+                self.log(f"damage {r.name}: skipped (not up)")
+                return
+            if p["target"] == "snapshot" or p["how"] == "truncate":
+                # A short run has not compacted yet: a snapshot to damage (clients write on).
+                r.query("SAVE", timeout=10.0)
+                time.sleep(0.3)
+            r.kill()
+            what, files = damage(r.data_dir, p["how"], p["target"], p["seed"])
+            if what is None:
+                self.skipped["damage-restart"] += 1
+                self.log(f"damage {r.name}: skipped (nothing to damage yet); restarts as it was")
+                return
+            self.destructions.add(self.clock(), r.name, None, r.data_born)
+            r.rebuilding = True
+            r.damaged_files = files
+        self.faults["damage-restart"] += 1
+        self.log(f"kill -9 {r.name}#{r.incarnation} and damage to its data directory: {what}")
 
     def lie(self, name):
         """Runs the lying member against `name` and records what it saw and what went wrong."""
@@ -240,7 +274,17 @@ class Run:
                 r.launch()
                 r.wait_ready(30)
                 r.up = True
-                if r.data_dir:
+                if r.data_dir and r.rebuilding:
+                    # A new member on a directory of its own; the damaged files kept aside.
+                    r.rebuilding = False
+                    r.data_born = r.born
+                    r.ident = r.identity()
+                    missing = kept(r.data_dir, r.damaged_files)
+                    if missing:
+                        self.damage_problems.append(
+                            f"{name}: damaged files not kept unchanged in damaged-*/: {missing}")
+                    self.log(f"{name} rebuilt from its peers as {r.ident}; damaged files kept")
+                elif r.data_dir:
                     ident = r.identity()
                     if ident != r.ident:
                         # The data directory's contract: a process kill loses nothing.
@@ -298,7 +342,7 @@ class Run:
                  else "did not converge")
         states = {r.name: read_state(r) for r in live}
         self.report = check(self.history.ops, self.destructions, states, Report())
-        for change in self.identity_changes:
+        for change in self.identity_changes + self.damage_problems:
             self.report.fail(change)
         for _, _, problems in self.lies:
             for problem in problems:

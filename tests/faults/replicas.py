@@ -36,6 +36,12 @@ def data_dir_supported(binary):
     return "not implemented" not in section
 
 
+def recover_from_peers_supported(binary):
+    """Whether the binary has --recover-from-peers (a damaged data directory rebuilt from peers)."""
+    text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+    return "--recover-from-peers" in text
+
+
 def connect(timeout=1.0):
     """A redis-py connection to the replica of the calling thread's namespace, without retries:
     an op whose reply does not come is never sent twice."""
@@ -50,7 +56,7 @@ def command(conn, *args):
 
 class Replica:
     def __init__(self, name, host, binary, run_dir, seeds, retire_after, clock_offset_ms=0,
-                 data_dir=None, appendfsync="always"):
+                 data_dir=None, appendfsync="always", recover_from_peers=False):
         self.name = name
         self.host = host
         self.binary = binary
@@ -59,6 +65,9 @@ class Replica:
         self.clock_offset_ms = clock_offset_ms
         self.data_dir = data_dir
         self.appendfsync = appendfsync
+        self.recover_from_peers = recover_from_peers
+        self.data_born = 0.0  # run time its data directory's history began
+        self.rebuilding = False  # damaged: the next start is a new member
         self.log_path = os.path.join(run_dir, f"{name}.log")
         self.incarnation = 0
         self.proc = None
@@ -82,6 +91,9 @@ class Replica:
                 "--clock-offset-ms", str(self.clock_offset_ms)]
         if self.data_dir:
             args += ["--data-dir", self.data_dir, "--appendfsync", self.appendfsync]
+            if self.recover_from_peers:
+                # As the operator runs durable replicas when there are several.
+                args += ["--recover-from-peers"]
         return args
 
     def launch(self):

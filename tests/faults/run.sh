@@ -36,8 +36,9 @@ if [[ ! -x "$bin" || ! -x "$liar" ]]; then
 fi
 export SYNCMESH_REPLICA_BIN="$bin" SYNCMESH_LIAR_BIN="$liar"
 
-# The checker first, on made-up histories (it must see lost writes, and only those).
-python3 -m pytest -q -p no:cacheprovider "$here/test_checks.py" || exit 1
+# The checker first, on made-up histories (it must see lost writes, and only those), and the
+# placement of disk damage.
+python3 -m pytest -q -p no:cacheprovider "$here/test_checks.py" "$here/test_damage.py" || exit 1
 
 # The kernel pieces the harness relies on, checked once with a clear message.
 probe="smfprobe$$"

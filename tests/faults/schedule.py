@@ -12,6 +12,9 @@ Kinds (as counted in the summary):
     loss                 one host drops a random fraction of the packets it receives
     slow-link            one host's outgoing link delayed (netem) or rate-limited (tbf)
     kill-restart         kill -9 of a replica, restarted after a pause
+    damage-restart       kill -9 of a durable replica, its data directory damaged (a flipped bit,
+                         a zeroed page or a cut, see damage.py), restarted with
+                         --recover-from-peers: it sets the files aside and rebuilds from the mesh
     clock-skew           one replica runs with --clock-offset-ms for the whole run
     join                 a new member joins the mesh during the run
     leave                a member drains its clients and leaves the mesh for good
@@ -34,9 +37,11 @@ class Event:
         return f"{self.t:6.2f}s {self.action} {args}"
 
 
-def make_schedule(seed, duration, initial, joiner, max_fault=5.0):
+def make_schedule(seed, duration, initial, joiner, max_fault=5.0, durable=()):
     """Returns (clock skew {name: offset_ms}, events sorted by time). Events after `duration`
-    (heals, restarts) are what the final heal does."""
+    (heals, restarts) are what the final heal does. With `durable` replicas, one of them has its
+    data directory damaged once; that draw has a generator of its own, so the other faults of
+    a seed are the same with and without it."""
     rng = random.Random(seed)
     events = []
     skewed = rng.choice(initial)
@@ -117,6 +122,15 @@ def make_schedule(seed, duration, initial, joiner, max_fault=5.0):
         events.append(Event(duration - rng.uniform(11, 14), "partition", fid=fid,
                             kind="partition-long", drops=drops, label=x))
         events.append(Event(duration + 1, "heal", fid=fid))
+    if durable:
+        # Early enough that the rebuild is done before the long partition starts.
+        drng = random.Random(seed * 7919 + 1)
+        t = drng.uniform(0.15, 0.3) * duration
+        name = drng.choice(sorted(durable))
+        events.append(Event(t, "damage", kind="damage-restart", name=name,
+                            how=drng.choice(["flip", "zero-page", "truncate"]),
+                            target=drng.choice(["log", "snapshot"]), seed=drng.randrange(1 << 30)))
+        events.append(Event(t + drng.uniform(0.3, 1.5), "restart", name=name))
     # The lying member draws from a stream of its own, so that it does not move other faults.
     liar = random.Random(seed * 7919 + 17)
     events.append(Event(liar.uniform(0.3, 0.7) * duration, "lie", kind="lying-member",

@@ -71,6 +71,15 @@ pub fn durable_statefulset(db: &SyncedDatabase, defaults: &Defaults) -> Stateful
     let mut container = patch::replica_container_base(db, defaults, DURABLE_DATA_DIR);
     // In a pod of its own the replica need not wait for clients: no startup probe beyond readiness.
     container.as_object_mut().expect("object").remove("startupProbe");
+    if persistence.durable_replicas > 1 {
+        // Another durable replica holds the data: a damaged volume is set aside (kept) and
+        // rebuilt from the mesh rather than keeping this replica down. A lone durable replica
+        // stops on damage instead, for a person to run `check-data` (docs/durability.md).
+        container["env"]
+            .as_array_mut()
+            .expect("env list")
+            .push(json!({"name": "SYNCMESH_RECOVER_FROM_PEERS", "value": "true"}));
+    }
     let mut claim_spec = json!({
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": persistence.size.clone().unwrap_or_else(|| "1Gi".into())}}
@@ -163,5 +172,24 @@ mod tests {
         assert_eq!(value("SYNCMESH_APPENDFSYNC").as_deref(), Some("always"));
         assert_eq!(value("SYNCMESH_DATA_DIR").as_deref(), Some("/data"));
         assert!(container.startup_probe.is_none());
+    }
+
+    /// With more than one durable replica a damaged volume is rebuilt from the mesh; a lone
+    /// durable replica keeps stopping on damage (nothing to rebuild from that keeps the data).
+    #[test]
+    fn durable_replicas_rebuild_from_peers_only_when_another_durable_replica_exists() {
+        let recover = |n: i32| {
+            let sts = durable_statefulset(
+                &db(json!({"persistence": {"durableReplicas": n}})),
+                &Defaults { replica_image: "img:1".into() },
+            );
+            let env = sts.spec.template.spec.unwrap().containers[0].env.clone().unwrap();
+            let found: Vec<_> = env.iter().filter(|e| e.name == "SYNCMESH_RECOVER_FROM_PEERS").collect();
+            assert!(found.len() <= 1, "{found:?}");
+            found.first().and_then(|e| e.value.clone())
+        };
+        assert_eq!(recover(1), None);
+        assert_eq!(recover(2).as_deref(), Some("true"));
+        assert_eq!(recover(3).as_deref(), Some("true"));
     }
 }

@@ -13,7 +13,8 @@ use super::Server;
 use crate::config::Config;
 use crate::crdt::replica::Update;
 use crate::crdt::{Clock, Replica, ReplicaId, Timestamp, VersionVector};
-use crate::storage::Storage;
+use crate::storage::recover::OnDamage;
+use crate::storage::{Storage, StorageError};
 
 /// The error for writes while the data directory's log cannot be written (Redis's wording).
 pub const MISCONF: &str =
@@ -29,6 +30,9 @@ pub struct Start {
     /// replication log).
     pub replayed: Vec<Update>,
     pub snapshotted: VersionVector,
+    /// The data directory was damaged and set aside (`--recover-from-peers`): the replica is a
+    /// new member and is ready only once a peer has given it the data.
+    pub rebuilding: bool,
 }
 
 impl Start {
@@ -41,16 +45,31 @@ impl Start {
                 recovered_own: None,
                 replayed: Vec::new(),
                 snapshotted: VersionVector::new(),
+                rebuilding: false,
             });
+        };
+        let mesh = crate::mesh::Mesh::wanted(config);
+        let has_peers = mesh && (!config.peers.is_empty() || config.peers_dns.is_some());
+        let on_damage = if config.recover_from_peers && has_peers {
+            OnDamage::SetAsideAndRebuild
+        } else {
+            OnDamage::Stop
         };
         let opts = crate::storage::recover::Options {
             database: config.database.clone(),
             policy: config.appendfsync,
             rewrite_min: config.aof_rewrite_min_size,
-            standalone: !crate::mesh::Mesh::wanted(config),
+            standalone: !mesh,
+            on_damage,
         };
-        let r = crate::storage::recover::open(dir, &opts).map_err(|e| {
-            std::io::Error::other(format!("cannot open the data directory {}: {e}", dir.display()))
+        let r = crate::storage::recover::open(dir, &opts).map_err(|e| match e {
+            StorageError::Damaged(d) if config.recover_from_peers => std::io::Error::other(format!(
+                "{}. --recover-from-peers cannot rebuild it: no peers are configured (--peers or \
+                 --peers-dns, with a mesh), so there is nothing to rebuild from",
+                crate::storage::recover::damage_advice(&d)
+            )),
+            StorageError::Damaged(d) => std::io::Error::other(crate::storage::recover::damage_advice(&d)),
+            e => std::io::Error::other(format!("cannot open the data directory {}: {e}", dir.display())),
         })?;
         let recovered_own = r.resumed.then(|| r.replica.version_vector().get(r.replica.id));
         Ok(Start {
@@ -59,6 +78,7 @@ impl Start {
             recovered_own,
             replayed: r.updates,
             snapshotted: r.snapshotted,
+            rebuilding: r.set_aside.is_some(),
         })
     }
 }
@@ -112,7 +132,8 @@ impl Server {
     /// - writes stamped later than anything it holds: it never made them;
     /// - writes stamped after what its data directory gave back (`recovered_own`) and before
     ///   this process's first write: the previous life made them and the directory lost them (a
-    ///   volume restored from an older copy, or a host crash under `appendfsync everysec`/`no`).
+    ///   volume restored from an older copy, a host crash under `appendfsync everysec`/`no`, or
+    ///   `check-data --fix` cutting a damaged log).
     ///   Writing on would start a second history under this id, which no peer could apply.
     ///
     /// Either way the caller quarantines the member. If the directory really is behind, a

@@ -88,6 +88,9 @@ pub struct Server {
     pub storage_status: Option<Arc<crate::storage::Status>>,
     /// This replica's own newest write that the data directory gave back (None: new member).
     pub recovered_own: Option<crate::crdt::Timestamp>,
+    /// The data directory was damaged and set aside (`--recover-from-peers`): ready only after
+    /// the initial sync from a peer, never on our own after the bootstrap timeout.
+    pub rebuilding: bool,
 }
 
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
@@ -107,7 +110,7 @@ impl Server {
     }
 
     pub fn with_mesh(config: Config) -> std::io::Result<Arc<Server>> {
-        let durability::Start { mut replica, storage, recovered_own, replayed, snapshotted } =
+        let durability::Start { mut replica, storage, recovered_own, replayed, snapshotted, rebuilding } =
             durability::Start::open(&config)?;
         let replica_id: ReplicaId = replica.id;
         let mesh = crate::mesh::Mesh::from_config(&config, replica_id)?;
@@ -173,6 +176,7 @@ impl Server {
             durability,
             storage_status,
             recovered_own,
+            rebuilding,
         }))
     }
 
@@ -220,8 +224,7 @@ impl Server {
         self.run_batch(&mut store, client, out, batch.iter().map(|a| a.as_slice()))
     }
 
-    /// Runs commands back to back, then commits once ([`Server::commit`]): the batch's writes
-    /// reach the data directory and the peers as one update, and one `fsync` (under
+    /// Runs commands back to back, then commits once ([`Server::commit`]): one `fsync` (under
     /// `appendfsync always`) covers the replies of the whole batch and of every other client's
     /// batch written meanwhile (group commit).
     fn run_batch<'a>(
@@ -245,6 +248,12 @@ impl Server {
             // Redis does.
             if !store.ready.is_empty() {
                 self.serve_blocked(store, now);
+            }
+            // Each command outside a transaction is its own update (a record in the log, a unit
+            // for the peers), so no update grows with the pipeline's length; the batch is still
+            // flushed, fsynced and announced to the peers once, in the commit below.
+            if client.multi.is_none() {
+                store.log_local_writes();
             }
             if client.close || client.blocked.is_some() || client.wait_for.is_some() {
                 break;
@@ -272,8 +281,9 @@ impl Server {
     /// batch of commands, updates and snapshots from peers, the expiry sweep).
     ///
     /// 1. Clients blocked on keys that changed are served (their pops are writes too).
-    /// 2. The writes since the last commit become one update: in the data directory's log and in
-    ///    the replication log, so that peers apply them as one unit.
+    /// 2. Writes not yet logged become one update (a client's batch logs each command as it
+    ///    runs): in the data directory's log and in the replication log, so that peers apply
+    ///    them as one unit.
     /// 3. The data directory's records go to the operating system; the returned sequence number
     ///    is what a reply must wait for under `appendfsync always` (None without a data
     ///    directory).
@@ -601,6 +611,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         crate::mesh::start(mesh.clone(), server.clone(), &config).await?;
     }
     match &server.mesh {
+        Some(mesh) if mesh.has_seeds && server.rebuilding => {
+            info!("rebuilding from the peers (the damaged data directory was set aside): ready after the initial sync from a peer");
+        }
         Some(mesh) if mesh.has_seeds => {
             // Ready after the initial sync from a peer, or when none answers in time.
             let s = server.clone();

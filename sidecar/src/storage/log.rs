@@ -69,6 +69,12 @@ pub fn encode_header(replica: ReplicaId, number: u64) -> [u8; HEADER_LEN] {
     h
 }
 
+/// Whether `bytes` (fewer than a header's) can be the start of a segment header: what a crash
+/// right after a segment was created leaves.
+pub fn header_prefix(bytes: &[u8]) -> bool {
+    MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())])
+}
+
 /// `(replica, segment number)` of a segment header.
 pub fn decode_header(h: &[u8]) -> Result<(ReplicaId, u64), StorageError> {
     if h.len() < HEADER_LEN {
@@ -158,9 +164,18 @@ pub fn decode_record(payload: &[u8]) -> Result<Decoded<'_>, StorageError> {
 /// The readable part of one segment's records (the bytes after its header).
 pub struct Scanned {
     pub entries: Vec<LogEntry>,
+    /// Where each entry's (first) record starts.
+    pub starts: Vec<usize>,
     /// Bytes of records (after the header) that hold whole, decodable entries.
     pub good_len: usize,
-    /// Why the good part ends.
+    /// Why the good part ends:
+    /// - `Clean`: at the end of the input;
+    /// - `Torn`: at a record cut short by the end of the input, with nothing readable after it
+    ///   (what a crash in the middle of a write leaves);
+    /// - `BadTail`: at a complete record that fails its checksum or does not decode, with
+    ///   nothing readable after it;
+    /// - `BadMiddle`: at a damaged record (or one whose length runs past the end) that readable
+    ///   records follow: damage, never a torn write.
     pub end: End,
 }
 
@@ -171,22 +186,26 @@ pub struct Scanned {
 pub fn scan(body: &[u8]) -> Scanned {
     let mut reader = Reader::new(body);
     let mut entries = Vec::new();
+    let mut starts = Vec::new();
     // Start offset and bytes of an installed snapshot whose parts are being collected.
     let mut install: Option<(usize, Vec<u8>)> = None;
     let mut at = 0;
-    // Damage at `from`: in the middle if a good frame follows the current record.
-    let damaged = |entries: Vec<LogEntry>, from: usize, reader: &Reader| {
-        let rest = &body[reader.position()..];
-        let end = if Reader::new(rest).next().is_some() {
-            End::BadMiddle { at: from }
-        } else {
-            End::BadTail { at: from }
+    // The good part ends at `from`; the input is searched for readable records from `after` on.
+    let ended = |entries: Vec<LogEntry>, starts: Vec<usize>, from: usize, after: usize, torn: bool| {
+        let end = match (next_readable(body, after).is_some(), torn) {
+            (true, _) => End::BadMiddle { at: from },
+            (false, true) => End::Torn { at: from },
+            (false, false) => End::BadTail { at: from },
         };
-        Scanned { entries, good_len: from, end }
+        Scanned { entries, starts, good_len: from, end }
     };
     while let Some(payload) = reader.next() {
+        let next = reader.position();
         match (decode_record(payload), &mut install) {
-            (Ok(Decoded::Entry(e)), None) => entries.push(e),
+            (Ok(Decoded::Entry(e)), None) => {
+                entries.push(e);
+                starts.push(at);
+            }
             (Ok(Decoded::InstalledPart { last, bytes }), _) => {
                 let (start, buf) = install.get_or_insert_with(|| (at, Vec::new()));
                 let start = *start;
@@ -194,32 +213,84 @@ pub fn scan(body: &[u8]) -> Scanned {
                 if last {
                     let (_, buf) = install.take().expect("collecting");
                     match crate::mesh::wire::decode_snapshot(&buf) {
-                        Ok(snapshot) => entries.push(LogEntry::Installed(snapshot)),
-                        Err(_) => return damaged(entries, start, &reader),
+                        Ok(snapshot) => {
+                            entries.push(LogEntry::Installed(snapshot));
+                            starts.push(start);
+                        }
+                        Err(_) => return ended(entries, starts, start, next, false),
                     }
                 }
             }
             (Ok(Decoded::Entry(_)), Some((start, _))) => {
                 let start = *start;
-                return damaged(entries, start, &reader);
+                return ended(entries, starts, start, next, false);
             }
             (Err(_), _) => {
                 let from = install.as_ref().map(|(start, _)| *start).unwrap_or(at);
-                return damaged(entries, from, &reader);
+                return ended(entries, starts, from, next, false);
             }
         }
-        at = reader.position();
+        at = next;
     }
-    let end = reader.end().expect("reader finished");
-    match (install, end) {
-        (Some((start, _)), End::Clean | End::Torn { .. } | End::BadTail { .. }) => {
-            Scanned { entries, good_len: start, end: End::Torn { at: start } }
+    let from = |stop: usize| install.as_ref().map(|(start, _)| *start).unwrap_or(stop);
+    match reader.end().expect("reader finished") {
+        End::Clean if install.is_none() => Scanned { entries, starts, good_len: body.len(), end: End::Clean },
+        // Every part read, the last one missing: the append was cut at a record boundary.
+        End::Clean => {
+            let start = from(body.len());
+            Scanned { entries, starts, good_len: start, end: End::Torn { at: start } }
         }
-        (Some((start, _)), End::BadMiddle { .. }) => {
-            Scanned { entries, good_len: start, end: End::BadMiddle { at: start } }
+        End::Torn { at: stop } => ended(entries, starts, from(stop), stop + 1, true),
+        End::BadTail { at: stop } | End::BadMiddle { at: stop } => {
+            ended(entries, starts, from(stop), stop + 1, false)
         }
-        (None, end) => Scanned { entries, good_len: end.good_len(body.len()), end },
     }
+}
+
+/// Whether the front of `rest` may be the start of a record holding a log entry: its length is
+/// within bounds and its payload, as far as it is there, starts with an entry kind. Cheap: it
+/// spares the checksum of most offsets when searching damaged bytes for records.
+fn plausible_start(rest: &[u8]) -> bool {
+    if rest.len() < record::FRAME_HEADER {
+        return true;
+    }
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    if len == 0 || len > record::MAX_RECORD {
+        return false;
+    }
+    match rest.get(record::FRAME_HEADER) {
+        None => true,
+        Some(kind) => matches!(*kind, KIND_UPDATE | KIND_INSTALLED | KIND_STABLE),
+    }
+}
+
+/// The offset of the first readable record at or after `from`: a whole record whose checksum
+/// holds, followed by the end of the input or by something that may be a record. Used to tell
+/// damage followed by readable records (never a torn write) from a torn or damaged tail.
+pub fn next_readable(body: &[u8], from: usize) -> Option<usize> {
+    let last_start = body.len().checked_sub(record::FRAME_HEADER + 1)?;
+    (from..=last_start).find(|&p| {
+        let rest = &body[p..];
+        if !plausible_start(rest) {
+            return false;
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let next = record::FRAME_HEADER + len;
+        next <= rest.len() && plausible_start(&rest[next..]) && record::whole_frame(rest).is_some()
+    })
+}
+
+/// Readable records from `from` on, skipping over damage (for reports: what a cut would leave
+/// behind).
+pub fn count_readable(body: &[u8], from: usize) -> u64 {
+    let mut count = 0;
+    let mut at = from;
+    while let Some(p) = next_readable(body, at) {
+        let mut reader = Reader::new(&body[p..]);
+        count += reader.by_ref().count() as u64;
+        at = p + reader.position() + 1;
+    }
+    count
 }
 
 #[cfg(test)]
@@ -288,6 +359,36 @@ mod tests {
         assert_eq!(s.end, End::BadTail { at: good });
         encode_update(&update(2), &mut body);
         assert_eq!(scan(&body).end, End::BadMiddle { at: good });
+    }
+
+    #[test]
+    fn a_damaged_length_that_runs_past_the_end_is_damage_when_records_follow() {
+        let mut body = Vec::new();
+        for ts in 1..=50 {
+            encode_update(&update(ts), &mut body);
+        }
+        let first = scan(&body).entries.len();
+        assert_eq!(first, 50);
+        let one = body.len() / 50;
+        for bit in [12u32, 20, 24, 27] {
+            let mut damaged = body.clone();
+            // The length of the fifth record now runs past the end of the input.
+            let at = 4 * one;
+            let len = u32::from_le_bytes(damaged[at..at + 4].try_into().unwrap()) | (1 << bit);
+            damaged[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            let s = scan(&damaged);
+            assert_eq!((s.entries.len(), s.end), (4, End::BadMiddle { at }), "bit {bit}");
+            assert_eq!(count_readable(&damaged, at + 1), 45, "bit {bit}");
+        }
+        // Cut short instead: a torn tail, nothing readable after it.
+        let s = scan(&body[..body.len() - 5]);
+        assert_eq!(s.end, End::Torn { at: 49 * one });
+        // A zeroed stretch with records after it.
+        let mut zeroed = body.clone();
+        zeroed[10 * one + 3..20 * one].fill(0);
+        let s = scan(&zeroed);
+        assert_eq!((s.entries.len(), s.end), (10, End::BadMiddle { at: 10 * one }));
+        assert_eq!(count_readable(&zeroed, 10 * one + 1), 30);
     }
 
     fn snapshot_bytes() -> Vec<u8> {

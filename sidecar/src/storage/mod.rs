@@ -7,8 +7,12 @@
 //!   stability frontier).
 //! - [`snapshot`]: the snapshot file.
 //! - [`sync`]: the `--appendfsync` policy (the fsync thread, group commit).
-//! - [`recover`]: opening a directory at start: load, replay, cut the log at a torn tail or at
-//!   damage.
+//! - [`survey`]: reading a directory without changing it: how far each file reads, where damage
+//!   starts, the state up to it.
+//! - [`recover`]: opening a directory at start: replay; keep aside and cut a torn tail; stop on
+//!   damage (or, with `--recover-from-peers`, set the files aside and start as a new member).
+//! - [`repair`]: moving damaged files aside, never deleting them (`check-data --fix`,
+//!   `--set-aside`).
 //!
 //! What is logged is exactly what `Replica` applied, in the order it applied it: the `Update`
 //! of every local command or transaction and every update delivered from a peer, and every
@@ -21,7 +25,9 @@
 pub mod log;
 pub mod record;
 pub mod recover;
+pub mod repair;
 pub mod snapshot;
+pub mod survey;
 pub mod sync;
 
 use std::fs::{File, OpenOptions};
@@ -42,6 +48,8 @@ use sync::Durability;
 pub enum StorageError {
     #[error("{0}")]
     Corrupt(String),
+    #[error("{}", recover::damage_advice(.0))]
+    Damaged(Box<survey::Damage>),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -74,6 +82,23 @@ impl DirLock {
             }
         }
         Ok(DirLock { _file: file })
+    }
+
+    /// Whether a process holds the directory's lock (a replica runs on it). Creates nothing.
+    pub fn in_use(dir: &Path) -> bool {
+        let Ok(file) = File::open(dir.join("lock")) else { return false };
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a file descriptor this function owns; the lock is released
+            // when the file is closed at the end of this function.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+        }
+        #[cfg(not(unix))]
+        {
+            drop(file);
+            false
+        }
     }
 }
 

@@ -80,6 +80,11 @@ fn check(buf: &[u8]) -> Result<Option<usize>, ()> {
     }
 }
 
+/// The payload length of the whole, good record at the front of `buf`, if there is one.
+pub fn whole_frame(buf: &[u8]) -> Option<usize> {
+    check(buf).ok().flatten()
+}
+
 /// Iterates over the good records of `buf`, front to back; [`Reader::end`] then says what
 /// stopped it.
 pub struct Reader<'a> {

@@ -1,30 +1,37 @@
 //! Opening the data directory at start.
 //!
-//! 1. Load `snapshot.bin` if there is one; it names the first segment it does not hold.
-//! 2. Replay the segments from there, in order, into a replica with the directory's id:
-//!    updates with `Replica::deliver`, installed peer snapshots with `Replica::install`.
-//! 3. A torn or damaged **last record of the last segment** is what a crash in the middle of a
-//!    write leaves: it is dropped with a warning and the file cut back to the last good record.
-//! 4. Damage anywhere else in the log (a missing segment, a damaged header, a damaged record
-//!    followed by good ones) ends the readable history there: what comes before it is
-//!    recovered, the rest is deleted, with an error in the log. If peers hold writes of this
-//!    replica from the dropped part, the handshake notices (`Server::check_own_history`).
-//! 5. A snapshot that does not read back, or files of another replica, leave no history to
-//!    build on: the directory is emptied and the replica starts as a new member that
-//!    bootstraps from its peers, with an error in the log.
-//! 6. Write to a new segment from now on.
+//! 1. Read the directory ([`survey`]): load `snapshot.bin` if there is one (it names the first
+//!    segment it does not hold), replay the segments from there in order into a replica with
+//!    the directory's id: updates with `Replica::deliver`, installed peer snapshots with
+//!    `Replica::install`.
+//! 2. A **torn last record** (cut short by the end of the last segment that holds records, with
+//!    nothing readable after it) is what a crash in the middle of a write leaves, as Redis's
+//!    `aof-load-truncated yes` accepts: the bytes are copied into `DIR/damaged-<time>/`, the
+//!    file is cut back to the last good record and a warning is logged.
+//! 3. **Damage** (a snapshot that does not read back, a missing segment, a damaged header, a
+//!    record that is complete but fails its checksum or does not decode, a record cut short that
+//!    readable records follow, files of another replica) stops the replica with an error that
+//!    names the file, the offset and the keys recoverable up to there; no file is changed.
+//!    `syncmesh-replica check-data DIR [--fix]` reports and repairs. With
+//!    `--recover-from-peers` (and peers), the files of the history are moved into
+//!    `DIR/damaged-<time>/` instead and the replica starts as a new member that bootstraps from
+//!    its peers.
+//! 4. Write to a new segment from now on.
+//!
+//! Nothing here deletes a byte because of damage; the only files removed are a `snapshot.tmp`
+//! that a compaction did not finish (the log still holds all of it) and segments a valid
+//! snapshot holds (a compaction that stopped before deleting them).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use tracing::{error, info, warn};
 
-use super::log::{self, LogEntry};
-use super::record::End;
+use super::repair::{self, DAMAGED};
+use super::survey::{self, Damage};
 use super::{snapshot, Continue, Storage, StorageError};
 use crate::config::AppendFsync;
-use crate::crdt::replica::{Delivery, Update};
+use crate::crdt::replica::Update;
 use crate::crdt::{Clock, Replica, ReplicaId, VersionVector};
 
 /// A replica rebuilt from the data directory, and the storage that continues its log.
@@ -39,6 +46,19 @@ pub struct Recovered {
     /// What the state holds that no replayed update carries (the snapshot file and installed
     /// peer snapshots): a peer that lacks any of it needs a snapshot.
     pub snapshotted: VersionVector,
+    /// The directory was damaged and its files were set aside here (`--recover-from-peers`):
+    /// the replica is a new member that must rebuild from its peers.
+    pub set_aside: Option<std::path::PathBuf>,
+}
+
+/// What a start does about a damaged directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDamage {
+    /// Refuse to start ([`StorageError::Damaged`]); nothing is changed.
+    Stop,
+    /// Set the files aside in `DIR/damaged-<time>/` and start as a new member
+    /// (`--recover-from-peers` with peers to rebuild from).
+    SetAsideAndRebuild,
 }
 
 /// How a replica replays: alone (every write stable at once) or in a mesh (stability as logged).
@@ -48,16 +68,7 @@ pub struct Options {
     pub policy: AppendFsync,
     pub rewrite_min: u64,
     pub standalone: bool,
-}
-
-/// The replayable content of a directory, or why it is not replayable.
-struct Loaded {
-    replica: Replica,
-    last_segment: u64,
-    base_size: u64,
-    log_size: u64,
-    updates: Vec<Update>,
-    snapshotted: VersionVector,
+    pub on_damage: OnDamage,
 }
 
 /// The file that names the database a directory belongs to.
@@ -67,47 +78,82 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Recovered, StorageError> {
     std::fs::create_dir_all(dir)?;
     let lock = super::DirLock::acquire(dir)?;
     check_database(dir, &opts.database)?;
+    // A compaction that did not finish: the log still holds everything it had.
     let _ = std::fs::remove_file(dir.join(snapshot::TEMP_NAME));
     let started = Instant::now();
-    let (loaded, resumed) = match load(dir, opts.standalone) {
-        Ok(Some(l)) => (l, true),
-        Ok(None) => (fresh(), false),
-        Err(StorageError::Corrupt(why)) => {
-            error!(dir = %dir.display(), reason = %why,
-                "the data directory is damaged: discarding it and starting as a new member (bootstrap from peers)");
-            discard(dir)?;
-            (fresh(), false)
+    let mut survey = survey::survey(dir, opts.standalone)?;
+    let mut set_aside = None;
+    if let Some(damage) = survey.damage.take() {
+        match opts.on_damage {
+            OnDamage::Stop => return Err(StorageError::Damaged(Box::new(damage))),
+            OnDamage::SetAsideAndRebuild => {
+                let why = format!("{damage}; started with --recover-from-peers: rebuilt from the peers");
+                let aside = repair::set_aside(dir, DAMAGED, &why)?;
+                error!(
+                    dir = %dir.display(),
+                    file = %damage.file,
+                    offset = damage.offset,
+                    reason = %damage.why,
+                    keys_recoverable = damage.keys_recoverable,
+                    set_aside = %aside.as_deref().unwrap_or(dir).display(),
+                    "the data directory is damaged: its files were moved aside (kept), starting as a new member that rebuilds from its peers (--recover-from-peers)"
+                );
+                set_aside = aside;
+                survey = survey::survey(dir, opts.standalone)?;
+                if let Some(d) = survey.damage.take() {
+                    return Err(StorageError::Damaged(Box::new(d)));
+                }
+            }
         }
-        Err(e) => return Err(e),
+    }
+    if let Some(torn) = survey.torn.take() {
+        let kept = repair::keep_torn_tail(dir, &torn)?;
+        warn!(
+            file = %super::log::segment_path(dir, torn.number).display(),
+            kept_bytes = torn.at,
+            cut_bytes = torn.len,
+            copied_to = %kept.display(),
+            "the last record of the log is torn (a write cut short by a crash): the replica starts with the records before it; the torn bytes are kept"
+        );
+    }
+    for path in &survey.covered {
+        // Segments the snapshot holds: a compaction stopped before deleting them.
+        std::fs::remove_file(path)?;
+    }
+    for f in &survey.files {
+        // Kept segments are made durable before anything builds on them (after a crash under
+        // everysec/no, the previous life's last records may not have been synced yet).
+        if let Some(n) = super::log::parse_segment_name(&f.name) {
+            if let Ok(file) = std::fs::File::open(super::log::segment_path(dir, n)) {
+                file.sync_all()?;
+            }
+        }
+    }
+    super::sync_dir(dir)?;
+    let resumed = survey.replica_id.is_some();
+    let survey::Survey { replay, base_size, log_size, last_segment, .. } = survey;
+    let (replica, updates, snapshotted) = if resumed {
+        (replay.replica, replay.applied, replay.snapshotted)
+    } else {
+        let id: ReplicaId = rand::random::<u64>() | 1;
+        (Replica::new(id, Clock::new(0)), Vec::new(), VersionVector::new())
     };
-    let id = loaded.replica.id;
-    let at = Continue {
-        replica: id,
-        segment: loaded.last_segment + 1,
-        base_size: loaded.base_size,
-        log_size: loaded.log_size,
-    };
+    let at = Continue { replica: replica.id, segment: last_segment + 1, base_size, log_size };
     let storage = Storage::create(dir, lock, at, opts.policy, opts.rewrite_min)?;
     if resumed {
-        let keys: usize = (0..crate::crdt::replica::DATABASES).map(|d| loaded.replica.db(d).len()).sum();
+        let keys: usize = (0..crate::crdt::replica::DATABASES).map(|d| replica.db(d).len()).sum();
         info!(
-            replica = format!("{id:016x}"),
+            replica = format!("{:016x}", replica.id),
             keys,
             ms = started.elapsed().as_millis() as u64,
             "recovered from the data directory"
         );
     }
-    Ok(Recovered {
-        replica: loaded.replica,
-        storage,
-        resumed,
-        updates: loaded.updates,
-        snapshotted: loaded.snapshotted,
-    })
+    Ok(Recovered { replica, storage, resumed, updates, snapshotted, set_aside })
 }
 
 /// Refuses a directory written for another database: its data would leak into this database's
-/// mesh. A configuration mistake, not damage, so it stops the replica instead of discarding.
+/// mesh. A configuration mistake, not damage: the replica stops and nothing is changed.
 fn check_database(dir: &Path, database: &str) -> Result<(), StorageError> {
     let path = dir.join(DATABASE_FILE);
     match std::fs::read_to_string(&path) {
@@ -125,248 +171,30 @@ fn check_database(dir: &Path, database: &str) -> Result<(), StorageError> {
     }
 }
 
-fn fresh() -> Loaded {
-    let id: ReplicaId = rand::random::<u64>() | 1;
-    Loaded {
-        replica: Replica::new(id, Clock::new(0)),
-        last_segment: 0,
-        base_size: 0,
-        log_size: 0,
-        updates: Vec::new(),
-        snapshotted: VersionVector::new(),
-    }
+/// The database a directory was created for, if it says.
+pub fn database_of(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(DATABASE_FILE)).ok().map(|s| s.trim_end().to_string())
 }
 
-/// Removes every file this module writes (and nothing else).
-pub fn discard(dir: &Path) -> std::io::Result<()> {
-    for (_, path) in segments(dir)? {
-        std::fs::remove_file(path)?;
-    }
-    for name in [snapshot::FILE_NAME, snapshot::TEMP_NAME] {
-        match std::fs::remove_file(dir.join(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-    }
-    super::sync_dir(dir)
-}
-
-fn segments(dir: &Path) -> std::io::Result<BTreeMap<u64, PathBuf>> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if let Some(n) = log::parse_segment_name(&entry.file_name().to_string_lossy()) {
-            out.insert(n, entry.path());
-        }
-    }
-    Ok(out)
-}
-
-fn load(dir: &Path, standalone: bool) -> Result<Option<Loaded>, StorageError> {
-    let base = snapshot::read(dir)?;
-    let segs = segments(dir)?;
-    if base.is_none() && segs.is_empty() {
-        return Ok(None);
-    }
-    let first = base.as_ref().map(|b| b.next_segment).unwrap_or(1);
-    // Segments a finished rewrite had not deleted yet.
-    for (_, path) in segs.range(..first) {
-        std::fs::remove_file(path)?;
-    }
-    let mut id = base.as_ref().map(|b| b.replica);
-    let mut base_size = 0;
-    let mut replay = Replay::new(standalone);
-    if let Some(b) = base {
-        base_size = std::fs::metadata(snapshot::path(dir))?.len();
-        replay.replica = Replica::new(b.replica, Clock::new(0));
-        replay.snapshotted.merge(&b.snapshot.vv);
-        replay.replica.install(b.snapshot);
-    }
-    let mut log_size = 0;
-    let mut last_kept = first.saturating_sub(1);
-    let mut expected = first;
-    // Once the history has a hole, nothing after it can be replayed: it is dropped.
-    let mut damage: Option<String> = None;
-    let later: Vec<(u64, PathBuf)> = segs.range(first..).map(|(n, p)| (*n, p.clone())).collect();
-    for (i, (number, path)) in later.iter().enumerate() {
-        let is_last = i + 1 == later.len();
-        if damage.is_some() {
-            std::fs::remove_file(path)?;
-            continue;
-        }
-        if *number != expected {
-            damage = Some(format!("log segment {expected} is missing"));
-            std::fs::remove_file(path)?;
-            continue;
-        }
-        expected += 1;
-        let bytes = std::fs::read(path)?;
-        if bytes.len() < log::HEADER_LEN && is_last {
-            // Created but its header never reached the disk: nothing was logged in it.
-            warn!(file = %path.display(), "dropping an empty log segment with a torn header");
-            std::fs::remove_file(path)?;
-            continue;
-        }
-        let owner = match log::decode_header(&bytes) {
-            Ok((owner, n)) if n == *number => owner,
-            Ok(_) | Err(_) => {
-                damage = Some(format!("{} has a damaged header", path.display()));
-                std::fs::remove_file(path)?;
-                continue;
-            }
-        };
-        if *id.get_or_insert(owner) != owner {
-            return Err(StorageError::Corrupt(format!("{} belongs to another replica", path.display())));
-        }
-        if replay.replica.id != owner {
-            replay.replica = Replica::new(owner, Clock::new(0));
-        }
-        last_kept = *number;
-        let body = &bytes[log::HEADER_LEN..];
-        let scanned = log::scan(body);
-        for entry in scanned.entries {
-            replay.apply(entry);
-        }
-        let keep = (log::HEADER_LEN + scanned.good_len) as u64;
-        log_size += keep;
-        match scanned.end {
-            End::Clean => continue,
-            End::Torn { .. } | End::BadTail { .. } if is_last => warn!(
-                file = %path.display(),
-                kept_bytes = keep,
-                dropped_bytes = bytes.len() as u64 - keep,
-                "the last record of the log is torn or damaged (a write cut short by a crash): dropped it"
-            ),
-            other => damage = Some(format!("{} is damaged at byte {keep} ({other:?})", path.display())),
-        }
-        let f = std::fs::OpenOptions::new().write(true).open(path)?;
-        f.set_len(keep)?;
-        f.sync_all()?;
-    }
-    if id.is_none() {
-        return Ok(None); // only a segment whose header never reached the disk: nothing was logged
-    }
-    if let Some(why) = damage {
-        error!(
-            dir = %dir.display(),
-            reason = %why,
-            "the log is damaged before its end: recovered the history up to the damage and dropped the rest"
-        );
-    }
-    replay.finish();
-    super::sync_dir(dir)?;
-    Ok(Some(Loaded {
-        replica: replay.replica,
-        last_segment: last_kept,
-        base_size,
-        log_size,
-        updates: replay.applied,
-        snapshotted: replay.snapshotted,
-    }))
-}
-
-/// Replays log entries into a replica, in order.
-struct Replay {
-    replica: Replica,
-    standalone: bool,
-    /// Updates that arrived before something they depend on (never expected: the log is in
-    /// application order), retried after every applied one.
-    pending: Vec<Update>,
-    /// The updates applied, in order (kept in a mesh only).
-    applied: Vec<Update>,
-    snapshotted: VersionVector,
-}
-
-impl Replay {
-    fn new(standalone: bool) -> Replay {
-        Replay {
-            replica: Replica::new(0, Clock::new(0)),
-            standalone,
-            pending: Vec::new(),
-            applied: Vec::new(),
-            snapshotted: VersionVector::new(),
-        }
-    }
-
-    fn applied(&mut self, u: Update) {
-        if !self.standalone {
-            self.applied.push(u);
-        }
-    }
-
-    fn apply(&mut self, entry: LogEntry) {
-        match entry {
-            LogEntry::Update(u) => {
-                if self.standalone {
-                    // Alone, every earlier write is stable, as it was when this one was made.
-                    let vv = self.replica.version_vector().clone();
-                    self.replica.set_stable(vv);
-                }
-                match self.replica.deliver(&u) {
-                    Delivery::Applied => {
-                        self.applied(u);
-                        self.retry_pending();
-                    }
-                    Delivery::NotReady => self.pending.push(u),
-                    Delivery::Duplicate => {}
-                }
-            }
-            LogEntry::Installed(s) => {
-                self.snapshotted.merge(&s.vv);
-                self.replica.install(s);
-                self.retry_pending();
-            }
-            LogEntry::Stable(vv) => {
-                if !self.standalone {
-                    self.replica.set_stable(vv);
-                }
-            }
-        }
-    }
-
-    fn retry_pending(&mut self) {
-        while !self.pending.is_empty() {
-            let before = self.pending.len();
-            for u in std::mem::take(&mut self.pending) {
-                if self.replica.deliver(&u) == Delivery::NotReady {
-                    self.pending.push(u);
-                } else {
-                    self.applied(u);
-                }
-            }
-            if self.pending.len() == before {
-                return;
-            }
-        }
-    }
-
-    /// An update that never became ready depends on something the log does not hold; it cannot
-    /// be applied and is dropped (never expected: the log is in application order).
-    fn finish(&mut self) {
-        if !self.pending.is_empty() {
-            error!(
-                updates = self.pending.len(),
-                "logged updates depend on writes the log does not hold: dropped them"
-            );
-            for u in std::mem::take(&mut self.pending) {
-                // Their timestamps were issued (or seen): never issue them again.
-                for (ts, _) in &u.ops {
-                    self.replica.clock.observe(*ts);
-                }
-            }
-        }
-        if self.standalone {
-            let vv = self.replica.version_vector().clone();
-            self.replica.set_stable(vv);
-            self.replica.compact();
-        }
-    }
+/// A damage report as the error a start stops with: what is wrong, and what to do.
+pub fn damage_advice(damage: &Damage) -> String {
+    format!(
+        "{damage}. Nothing in the directory was changed. `syncmesh-replica check-data {dir}` \
+         shows what is readable; `syncmesh-replica check-data {dir} --fix` sets the damaged part \
+         aside (kept in {dir}/damaged-<time>/) so that the replica starts with the {keys} \
+         recoverable keys; or start with --recover-from-peers to set the files aside and rebuild \
+         from the mesh",
+        dir = damage.dir.display(),
+        keys = damage.keys_recoverable,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crdt::{Blob, Effect, Op};
+    use crate::storage::log;
+    use std::path::PathBuf;
 
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("syncmesh-recover-{name}-{}", std::process::id()));
@@ -380,6 +208,7 @@ mod tests {
             policy: AppendFsync::No,
             rewrite_min: 1 << 20,
             standalone: true,
+            on_damage: OnDamage::Stop,
         }
     }
 
@@ -399,6 +228,36 @@ mod tests {
         let mut r = open(dir, &opts()).unwrap();
         r.replica.set_persistent(true);
         r
+    }
+
+    /// Every file under `dir` (recursively) with its bytes, for before/after comparisons; the
+    /// lock file's (empty) content is included too.
+    fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The directories of `dir` whose names start with `prefix`.
+    fn asides(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect();
+        out.sort();
+        out
     }
 
     #[test]
@@ -445,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_tail_is_cut_and_earlier_records_kept() {
+    fn a_torn_tail_is_kept_aside_then_cut_and_earlier_records_kept() {
         let dir = temp_dir("torn");
         let mut r = reopen(&dir);
         incr(&mut r, b"a", 1_000);
@@ -453,49 +312,202 @@ mod tests {
         incr(&mut r, b"a", 1_001);
         let seg = log::segment_path(&dir, 1);
         drop(r);
-        let len = std::fs::metadata(&seg).unwrap().len();
-        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 3).unwrap();
+        let whole = std::fs::read(&seg).unwrap();
+        let torn = &whole[..whole.len() - 3];
+        std::fs::write(&seg, torn).unwrap();
         let back = reopen(&dir);
         assert_eq!(back.replica.digest(5_000), after_one);
-        assert!(std::fs::metadata(&seg).unwrap().len() < len - 3, "file cut at the last good record");
+        let cut = std::fs::metadata(&seg).unwrap().len() as usize;
+        assert!(cut < torn.len(), "file cut at the last good record");
+        let kept = asides(&dir, "damaged-");
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        let copy = std::fs::read(kept[0].join(format!("log-0000000001.aof.from-{cut}"))).unwrap();
+        assert_eq!([&torn[..cut], &copy[..]].concat(), torn, "the cut bytes are kept, every one");
+        assert!(std::fs::read_to_string(kept[0].join("README")).unwrap().contains("cut short"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn damage_before_the_end_keeps_the_history_up_to_it() {
-        let dir = temp_dir("middle");
-        let mut r = reopen(&dir);
+    /// Three lives, one segment each: the first with three records.
+    fn three_segments(dir: &Path) -> (u128, usize) {
+        let mut r = reopen(dir);
         incr(&mut r, b"a", 1_000);
         let after_one = r.replica.digest(5_000);
         incr(&mut r, b"a", 1_001);
         incr(&mut r, b"a", 1_002);
-        let first = log::segment_path(&dir, 1);
         drop(r);
-        // A second life writes a second segment.
-        let mut r = reopen(&dir);
+        let mut r = reopen(dir);
         incr(&mut r, b"b", 2_000);
         drop(r);
-        let second = log::segment_path(&dir, 2);
-        assert!(second.exists());
-        // Damage the second record of the first segment: the third is still good.
-        let mut bytes = std::fs::read(&first).unwrap();
-        let ends = {
-            let mut ends = vec![log::HEADER_LEN];
-            let mut at = log::HEADER_LEN;
-            while at + 8 <= bytes.len() {
-                at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-                ends.push(at);
+        let first = std::fs::read(log::segment_path(dir, 1)).unwrap();
+        let mut ends = vec![log::HEADER_LEN];
+        let mut at = log::HEADER_LEN;
+        while at + 8 <= first.len() {
+            at += 8 + u32::from_le_bytes(first[at..at + 4].try_into().unwrap()) as usize;
+            ends.push(at);
+        }
+        (after_one, ends[1])
+    }
+
+    fn flip(path: &Path, at: usize) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[at] ^= 0x04;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn damage_before_the_end_stops_the_start_and_changes_nothing() {
+        let dir = temp_dir("middle");
+        let (_, second_record) = three_segments(&dir);
+        flip(&log::segment_path(&dir, 1), second_record + 9);
+        let before = contents(&dir);
+        let err = open(&dir, &opts()).err().expect("refused");
+        let StorageError::Damaged(d) = &err else { panic!("{err}") };
+        assert_eq!((d.file.as_str(), d.offset), ("log-0000000001.aof", second_record as u64));
+        assert_eq!(d.keys_recoverable, 1);
+        assert!(d.records_after >= 2, "the third record and the second life's: {d:?}");
+        let text = err.to_string();
+        for part in
+            ["log-0000000001.aof at byte", "1 keys are recoverable", "check-data", "--recover-from-peers"]
+        {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert_eq!(contents(&dir), before, "not a byte changed");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_complete_last_record_that_fails_its_checksum_is_damage_not_a_torn_tail() {
+        let dir = temp_dir("badtail");
+        let mut r = reopen(&dir);
+        incr(&mut r, b"a", 1_000);
+        incr(&mut r, b"a", 1_001);
+        drop(r);
+        let seg = log::segment_path(&dir, 1);
+        let len = std::fs::metadata(&seg).unwrap().len() as usize;
+        flip(&seg, len - 2);
+        let before = contents(&dir);
+        let err = open(&dir, &opts()).err().expect("refused");
+        assert!(matches!(err, StorageError::Damaged(_)), "{err}");
+        assert!(err.to_string().contains("checksum"), "{err}");
+        assert_eq!(contents(&dir), before);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_segment_that_later_segments_follow_is_damage() {
+        let dir = temp_dir("hole");
+        three_segments(&dir);
+        let seg = log::segment_path(&dir, 1);
+        let len = std::fs::metadata(&seg).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 3).unwrap();
+        let before = contents(&dir);
+        let err = open(&dir, &opts()).err().expect("refused");
+        assert!(err.to_string().contains("hole in the history"), "{err}");
+        assert_eq!(contents(&dir), before);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_segment_cut_at_a_record_boundary_before_a_later_one_is_damage() {
+        let dir = temp_dir("boundary");
+        let (_, second_record) = three_segments(&dir);
+        let seg = log::segment_path(&dir, 1);
+        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(second_record as u64).unwrap();
+        let before = contents(&dir);
+        let err = open(&dir, &opts()).err().expect("refused");
+        let StorageError::Damaged(d) = &err else { panic!("{err}") };
+        assert_eq!((d.file.as_str(), d.offset), ("log-0000000002.aof", log::HEADER_LEN as u64), "{err}");
+        assert!(err.to_string().contains("depends on writes the log does not hold"), "{err}");
+        assert_eq!(contents(&dir), before);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_snapshot_stops_the_start_and_changes_nothing() {
+        let dir = temp_dir("badsnap");
+        let mut r = reopen(&dir);
+        incr(&mut r, b"a", 1_000);
+        r.storage.begin_rewrite(&r.replica).unwrap().unwrap().run().unwrap();
+        incr(&mut r, b"a", 1_001);
+        drop(r);
+        flip(&snapshot::path(&dir), 50);
+        let before = contents(&dir);
+        let err = open(&dir, &opts()).err().expect("refused");
+        let StorageError::Damaged(d) = &err else { panic!("{err}") };
+        assert_eq!((d.file.as_str(), d.keys_recoverable), ("snapshot.bin", 0));
+        assert_eq!(contents(&dir), before);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn with_rebuild_a_damaged_directory_is_set_aside_and_a_new_member_starts() {
+        let dir = temp_dir("rebuild");
+        let (_, second_record) = three_segments(&dir);
+        let id = reopen(&dir).replica.id;
+        flip(&log::segment_path(&dir, 1), second_record + 9);
+        let before = contents(&dir);
+        let rebuild = Options { on_damage: OnDamage::SetAsideAndRebuild, standalone: false, ..opts() };
+        let r = open(&dir, &rebuild).unwrap();
+        assert!(!r.resumed);
+        assert_ne!(r.replica.id, id);
+        let aside = r.set_aside.clone().expect("set aside");
+        assert!(aside.file_name().unwrap().to_string_lossy().starts_with("damaged-"));
+        drop(r);
+        // Every file of the history is in the aside directory, byte for byte.
+        for (path, bytes) in &before {
+            let name = path.to_string_lossy();
+            if name.starts_with("log-") || name == "snapshot.bin" {
+                assert_eq!(&std::fs::read(aside.join(path)).unwrap(), bytes, "{name}");
             }
-            ends
-        };
-        bytes[ends[1] + 9] ^= 0xff;
-        std::fs::write(&first, bytes).unwrap();
+        }
+        assert!(reopen(&dir).resumed, "the new member's own directory opens");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn fix_cuts_at_the_damage_keeps_every_byte_and_the_next_start_recovers_up_to_it() {
+        let dir = temp_dir("fix");
+        let (after_one, second_record) = three_segments(&dir);
+        let id = reopen(&dir).replica.id;
+        let seg1 = log::segment_path(&dir, 1);
+        flip(&seg1, second_record + 9);
+        let before = contents(&dir);
+        let s = survey::survey(&dir, true).unwrap();
+        let fixed = repair::fix(&s).unwrap().expect("something to fix");
         let back = reopen(&dir);
-        assert!(back.resumed);
-        assert_eq!(back.replica.digest(5_000), after_one, "history up to the damage");
-        // Segment 2 of the second life was deleted; the one there now is this start's, empty.
-        assert_eq!(std::fs::metadata(&second).unwrap().len(), log::HEADER_LEN as u64);
-        assert_eq!(std::fs::metadata(&first).unwrap().len(), ends[1] as u64);
+        assert_eq!((back.replica.id, back.replica.digest(5_000)), (id, after_one));
+        drop(back);
+        // Every byte of before is in the directory or in the aside copy.
+        let cut = std::fs::read(&seg1).unwrap();
+        assert_eq!(cut.len(), second_record);
+        let tail =
+            std::fs::read(fixed.aside.join(format!("log-0000000001.aof.from-{second_record}"))).unwrap();
+        let original = &before.iter().find(|(p, _)| p == Path::new("log-0000000001.aof")).unwrap().1;
+        assert_eq!(&[cut, tail].concat(), original);
+        for n in [2u64, 3] {
+            let name = format!("log-{n:010}.aof");
+            let was = &before.iter().find(|(p, _)| p == Path::new(&name)).unwrap().1;
+            assert_eq!(&std::fs::read(fixed.aside.join(&name)).unwrap(), was, "{name} moved whole");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn set_aside_moves_the_history_and_the_next_start_is_a_new_member() {
+        let dir = temp_dir("aside");
+        let (_, _) = three_segments(&dir);
+        let id = reopen(&dir).replica.id;
+        let aside = repair::set_aside(&dir, repair::SET_ASIDE, "test").unwrap().expect("moved");
+        assert!(aside.join("log-0000000001.aof").exists());
+        assert!(dir.join("database").exists(), "the database file stays");
+        let back = reopen(&dir);
+        assert!(!back.resumed);
+        assert_ne!(back.replica.id, id);
+        drop(back);
+        // Set aside twice in the same second: two directories, nothing overwritten.
+        let again = repair::set_aside(&dir, repair::SET_ASIDE, "test").unwrap().expect("moved");
+        assert_ne!(again, aside);
+        assert_eq!(asides(&dir, "set-aside-").len(), 2);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -505,7 +517,9 @@ mod tests {
         let r = reopen(&dir);
         let err = open(&dir, &opts()).err().expect("refused while in use");
         assert!(err.to_string().contains("in use by another process"), "{err}");
+        assert!(crate::storage::DirLock::in_use(&dir));
         drop(r);
+        assert!(!crate::storage::DirLock::in_use(&dir));
         assert!(open(&dir, &opts()).is_ok(), "free again once the first one is gone");
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -523,23 +537,80 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Packs a directory's history as an input of the `data_dir` fuzz target (see
+    /// `sidecar/fuzz/fuzz_targets/data_dir.rs`): `kind:u8 len:u16 bytes` per file.
+    fn pack(dir: &Path, how: u8, mutate: impl Fn(&str, &mut Vec<u8>)) -> Vec<u8> {
+        let mut out = vec![how];
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let kind = match (name.as_str(), log::parse_segment_name(&name)) {
+                ("snapshot.bin", _) => 0u8,
+                (_, Some(n)) if n < 255 => n as u8 + 1,
+                _ => continue,
+            };
+            let mut bytes = std::fs::read(dir.join(&name)).unwrap();
+            mutate(&name, &mut bytes);
+            bytes.truncate(u16::MAX as usize);
+            out.push(kind);
+            out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    /// Writes the seed corpus of the `data_dir` fuzz target: real directories (log only, with a
+    /// snapshot, several lives), whole and damaged (flipped bits, zeroed stretches, cuts).
+    /// `SYNCMESH_FUZZ_CORPUS=sidecar/fuzz/corpus/data_dir cargo test -p syncmesh-replica --lib
+    /// write_data_dir_fuzz_corpus -- --ignored`
     #[test]
-    fn a_damaged_snapshot_empties_the_directory_and_starts_a_new_member() {
-        let dir = temp_dir("badsnap");
-        let mut r = reopen(&dir);
-        incr(&mut r, b"a", 1_000);
+    #[ignore]
+    fn write_data_dir_fuzz_corpus() {
+        let out = PathBuf::from(std::env::var("SYNCMESH_FUZZ_CORPUS").expect("SYNCMESH_FUZZ_CORPUS"));
+        std::fs::create_dir_all(&out).unwrap();
+        let log_only = temp_dir("corpus-log");
+        three_segments(&log_only);
+        let with_snapshot = temp_dir("corpus-snap");
+        let mut r = reopen(&with_snapshot);
+        for i in 0..4 {
+            incr(&mut r, format!("k{i}").as_bytes(), 1_000 + i);
+        }
         r.storage.begin_rewrite(&r.replica).unwrap().unwrap().run().unwrap();
-        let id = r.replica.id;
+        incr(&mut r, b"after", 2_000);
         drop(r);
-        let path = snapshot::path(&dir);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
-        let back = reopen(&dir);
-        assert!(!back.resumed);
-        assert_ne!(back.replica.id, id);
-        assert!(back.replica.version_vector().is_empty());
-        std::fs::remove_dir_all(dir).unwrap();
+        let mut n = 0;
+        let mut write = |bytes: Vec<u8>| {
+            n += 1;
+            std::fs::write(out.join(format!("seed-{n:02}")), bytes).unwrap();
+        };
+        for dir in [&log_only, &with_snapshot] {
+            for how in [0u8, 1, 2, 6] {
+                write(pack(dir, how, |_, _| {}));
+                write(pack(dir, how, |name, b| {
+                    if name.starts_with("log-0000000001") || name == "snapshot.bin" {
+                        let at = b.len() / 2;
+                        b[at] ^= 0x08;
+                    }
+                }));
+                write(pack(dir, how, |name, b| {
+                    if name.starts_with("log-") {
+                        let cut = b.len().saturating_sub(3).max(20);
+                        b.truncate(cut);
+                    }
+                }));
+                write(pack(dir, how, |name, b| {
+                    if name.starts_with("log-0000000001") {
+                        let from = b.len() / 3;
+                        let to = (from + 40).min(b.len());
+                        b[from..to].fill(0);
+                    }
+                }));
+            }
+        }
+        std::fs::remove_dir_all(log_only).unwrap();
+        std::fs::remove_dir_all(with_snapshot).unwrap();
     }
 }

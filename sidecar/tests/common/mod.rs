@@ -67,6 +67,12 @@ impl ReplicaProcess {
         r
     }
 
+    /// As [`Self::start_logged_on`], without waiting for readiness (the process may exit).
+    pub fn spawn_logged_on(ports: (u16, u16, u16), extra: &[&str], log: &Path) -> ReplicaProcess {
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        Self::spawn_with(ports, args, Some(log.to_path_buf()))
+    }
+
     fn spawn_with(ports: (u16, u16, u16), args: Vec<String>, log: Option<PathBuf>) -> ReplicaProcess {
         let (port, admin_port, mesh_port) = ports;
         // Plaintext mesh unless the test brings certificates.
