@@ -158,3 +158,60 @@ fn concurrent_loads_of_one_library_converge_to_one_version() {
     let b = fcall(&replicas[1], "which", &[], &[]).unwrap();
     assert_eq!(a, b, "both replicas run the same version of the library");
 }
+
+/// One command over a bare connection; the first line of the reply.
+fn raw_command(port: u16, command: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(format!("{command}\r\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    Ok(line.trim_end().to_string())
+}
+
+#[test]
+fn a_busy_script_leaves_the_mesh_and_admin_port_working_and_shutdown_nosave_stops_it() {
+    let replicas = mesh(2, &["--busy-reply-threshold-ms", "200"]);
+    let port = replicas[0].port;
+    // Writes, then runs for 2 s by the server's clock: past the threshold, and unkillable.
+    let script = "redis.call('set', 'w', 'done') local t0 = redis.call('time') \
+        while true do local t = redis.call('time') if (t[1] - t0[1]) * 1e6 + t[2] - t0[2] > 2e6 then break end end \
+        return 'finished'";
+    let long = std::thread::spawn(move || {
+        let mut c =
+            redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+        redis::cmd("EVAL").arg(script).arg(0).query::<String>(&mut c)
+    });
+    let busy = wait_for(Duration::from_secs(10), || {
+        raw_command(port, "PING").ok().filter(|r| r.starts_with("-BUSY"))
+    });
+    assert!(busy.contains("SCRIPT KILL or SHUTDOWN NOSAVE"), "{busy}");
+    assert!(raw_command(port, "SCRIPT KILL").unwrap().starts_with("-UNKILLABLE"));
+    assert_eq!(replicas[0].http_get("/healthz").0, 200, "the admin port answers while a script runs");
+    // The peer keeps working, and its write waits for the script on the busy replica.
+    let _: () = redis::cmd("SET").arg("from-peer").arg("1").query(&mut replicas[1].client()).unwrap();
+    assert_eq!(long.join().unwrap().unwrap(), "finished");
+    converge(&[&replicas[0], &replicas[1]], Duration::from_secs(20));
+    let w: String = redis::cmd("GET").arg("w").query(&mut replicas[1].client()).unwrap();
+    assert_eq!(w, "done");
+    let connected: String = redis::cmd("INFO").arg("mesh").query(&mut replicas[1].client()).unwrap();
+    assert!(connected.contains("mesh_peers_connected:1"), "{connected}");
+
+    // A script that never ends: SHUTDOWN NOSAVE still stops the replica, and the script's
+    // unfinished writes reach nobody.
+    let forever = std::thread::spawn(move || {
+        let mut c =
+            redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+        redis::cmd("EVAL")
+            .arg("redis.call('set', 'half', 1) while true do end")
+            .arg(0)
+            .query::<String>(&mut c)
+    });
+    wait_for(Duration::from_secs(10), || raw_command(port, "PING").ok().filter(|r| r.starts_with("-BUSY")));
+    let _ = raw_command(port, "SHUTDOWN NOSAVE");
+    assert!(replicas[0].wait_exit(Duration::from_secs(10)).is_some(), "SHUTDOWN NOSAVE stopped the replica");
+    assert!(forever.join().unwrap().is_err());
+    let half: Option<String> = redis::cmd("GET").arg("half").query(&mut replicas[1].client()).unwrap();
+    assert_eq!(half, None);
+}

@@ -31,27 +31,43 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_base=$(( 20000 + ($$ * 7) % 9000 ))
+# Ports as the other suites pick them (tests/compat/harness.py): from a per-process start,
+# each one checked free and never handed out twice, so that suites running at the same time on
+# the machine do not collide.
+next_port=$(( 10000 + ($$ * 997) % 22000 ))
+take_port() { # VAR: sets VAR to a free port
+    while :; do
+        next_port=$(( next_port >= 31999 ? 10000 : next_port + 1 ))
+        if python3 -c "import socket; socket.socket().bind(('127.0.0.1', $next_port))" 2>/dev/null; then
+            printf -v "$1" '%s' "$next_port"
+            return
+        fi
+    done
+}
+
 # Starts n replicas of one mesh; their client ports go to the array `ports`.
 ports=()
 start_mesh() {
-    local n="$1" name="$2" i peers=""
-    for ((i = 0; i < n; i++)); do peers+="${peers:+,}127.0.0.1:$((port_base + 100 + i))"; done
+    local n="$1" name="$2" i peers="" p
+    local client=() mesh=() admin=()
     for ((i = 0; i < n; i++)); do
-        "$bin" --bind 127.0.0.1 --port $((port_base + i)) --mesh-port $((port_base + 100 + i)) \
-            --admin-port $((port_base + 200 + i)) --mesh-bind 127.0.0.1 --mesh-insecure --peers "$peers" \
+        take_port p; client+=("$p"); take_port p; mesh+=("$p"); take_port p; admin+=("$p")
+        peers+="${peers:+,}127.0.0.1:${mesh[i]}"
+    done
+    for ((i = 0; i < n; i++)); do
+        "$bin" --bind 127.0.0.1 --port "${client[i]}" --mesh-port "${mesh[i]}" \
+            --admin-port "${admin[i]}" --mesh-bind 127.0.0.1 --mesh-insecure --peers "$peers" \
             --bootstrap-timeout-ms 500 --log warn >"$work/$name-$i.log" 2>&1 &
         pids+=($!)
     done
     for ((i = 0; i < n; i++)); do
         local t=0
-        until curl -sf "http://127.0.0.1:$((port_base + 200 + i))/readyz" >/dev/null; do
+        until curl -sf "http://127.0.0.1:${admin[i]}/readyz" >/dev/null; do
             sleep 0.1; t=$((t + 1))
             ((t < 200)) || { echo "replica $i did not become ready" >&2; cat "$work/$name-$i.log" >&2; return 1; }
         done
     done
-    ports=()
-    for ((i = 0; i < n; i++)); do ports+=($((port_base + i))); done
+    ports=("${client[@]}")
 }
 
 passed=0
@@ -68,7 +84,6 @@ step "celery" python3 celery_check.py "${ports[0]}" "${ports[1]}"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 wait 2>/dev/null
 pids=()
-port_base=$((port_base + 300))
 start_mesh 3 three || exit 2
 step "double runs with workers on three replicas" python3 double_runs.py "${ports[@]}"
 echo "frameworks: $passed passed, $failed failed"

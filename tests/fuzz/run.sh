@@ -26,6 +26,9 @@ fi
 # The fuzz build keeps its own target directory next to the workspace's cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SYNCMESH_CACHE:-$HOME/.cache/syncmesh}/target}-fuzz"
 
+# Known false leak reports (see the file).
+export LSAN_OPTIONS="suppressions=$repo/sidecar/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
 status=0
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -34,7 +37,9 @@ for target in $(cargo "${toolchain[@]}" fuzz list); do
     budget="$seconds"
     case "$target" in storage | data_dir) budget=$(((seconds + 1) / 2)) ;; esac
     echo "--- fuzz $target for ${budget}s"
-    if cargo "${toolchain[@]}" fuzz run "$target" -- -max_total_time="$budget" -rss_limit_mb=4096 >"$log" 2>&1; then
+    dict=()
+    [[ -f "fuzz/$target.dict" ]] && dict=(-dict="$repo/sidecar/fuzz/$target.dict")
+    if cargo "${toolchain[@]}" fuzz run "$target" -- -max_total_time="$budget" -rss_limit_mb=4096 "${dict[@]}" >"$log" 2>&1; then
         grep -E "^Done" "$log" || true
     else
         grep -vE "^\s+[0-9]+: |^\s+at |address range table" "$log" | tail -40

@@ -48,8 +48,15 @@ fn run_eval(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, ro: bool) -> CmdResult 
     } else {
         ctx.store.scripting.compile_script(&args[1])?
     };
-    if flags.shebang && !flags.no_writes && !flags.allow_oom && ctx.server.over_maxmemory() {
-        return Err(CmdError::Oom);
+    // A script with a shebang declares whether it writes; without one (Redis's compatibility
+    // mode) a write is refused only when the script tries it.
+    if flags.shebang && !flags.no_writes {
+        if ro {
+            return Err(CmdError::msg("Can not execute a script with write flag using *_ro command."));
+        }
+        if !flags.allow_oom && ctx.server.over_maxmemory() {
+            return Err(CmdError::Oom);
+        }
     }
     let call = Call {
         kind: Running::Script,
@@ -136,7 +143,7 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 // ---- functions ----
 
 /// Compiles what the replicated functions keyspace holds, if it changed.
-fn sync_functions(ctx: &mut Ctx) {
+pub(crate) fn sync_functions(ctx: &mut Ctx) {
     let version = ctx.store.functions_version;
     let store = &mut *ctx.store;
     let (replica, engine) = (&store.replica, &mut store.scripting);

@@ -281,12 +281,24 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let max = server.settings.read().maxmemory;
         let _ = write!(
             s,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nlazyfree_pending_objects:{}\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nlazyfree_pending_objects:{}\r\n",
             human(used),
             human(rss),
             human(max),
             server.settings.read().maxmemory_policy,
             server.lazyfree.pending(),
+        );
+        // One Lua state runs both scripts and function libraries.
+        super::scripting::sync_functions(ctx);
+        let engine = &ctx.store.scripting;
+        let lua = engine.used_memory();
+        let _ = write!(
+            s,
+            "used_memory_lua:{lua}\r\nused_memory_lua_human:{}\r\nused_memory_vm_eval:{lua}\r\nused_memory_vm_total:{lua}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\n\r\n",
+            human(lua as u64),
+            engine.scripts_cached(),
+            engine.functions.function_count(),
+            engine.functions.libs.len(),
         );
     }
     if want("persistence") {
@@ -315,7 +327,16 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         );
     }
     if want("replication") {
-        s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        // Every replica is a primary of its own data; mesh peers are not Redis replicas (INFO
+        // mesh lists them). Dapr refuses locks with connected_slaves > 0 and sends
+        // WAIT <connected_slaves>: see docs/scripting.md.
+        let _ = write!(
+            s,
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{:016x}{:024x}\r\nmaster_replid2:{}\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n",
+            server.replica_id,
+            0,
+            "0".repeat(40),
+        );
     }
     if want("mesh") {
         let vv: Vec<String> =

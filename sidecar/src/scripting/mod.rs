@@ -134,8 +134,9 @@ pub struct Engine {
     library_env: Table,
     load_library: Function,
     set_loading: Function,
-    /// Compiled scripts by SHA1 (lower-case hex).
-    scripts: HashMap<String, Function>,
+    /// Compiled scripts by SHA1 (lower-case hex), with their shebang flags (EVALSHA runs a
+    /// script under the flags its body declared).
+    scripts: HashMap<String, (Function, ScriptFlags)>,
     /// Compiled function libraries (the replicated source lives in the keyspace).
     pub functions: functions::Libraries,
     status: Arc<Status>,
@@ -344,10 +345,10 @@ impl Engine {
     /// Compiles a script body (cached by its SHA1); returns the SHA1 and the function.
     pub fn compile_script(&mut self, body: &[u8]) -> Result<(String, Function, ScriptFlags), CmdError> {
         let sha = sha1_hex(body);
-        let (flags, source) = ScriptFlags::from_shebang(body)?;
-        if let Some(f) = self.scripts.get(&sha) {
-            return Ok((sha, f.clone(), flags));
+        if let Some((f, flags)) = self.scripts.get(&sha) {
+            return Ok((sha, f.clone(), *flags));
         }
+        let (flags, source) = ScriptFlags::from_shebang(body)?;
         let f = self
             .lua
             .load(&source[..])
@@ -358,14 +359,13 @@ impl Engine {
             .map_err(|e| {
                 CmdError::msg(format!("Error compiling script (new function): {}", lua_message(&e)))
             })?;
-        self.scripts.insert(sha.clone(), f.clone());
+        self.scripts.insert(sha.clone(), (f.clone(), flags));
         Ok((sha, f, flags))
     }
 
     pub fn cached_script(&self, sha: &[u8]) -> Option<(Function, ScriptFlags)> {
         let sha = std::str::from_utf8(sha).ok()?.to_ascii_lowercase();
-        let f = self.scripts.get(&sha)?.clone();
-        Some((f, ScriptFlags::default()))
+        self.scripts.get(&sha).cloned()
     }
 }
 
