@@ -7,14 +7,18 @@
 # Suites: lint (fmt + clippy), cargo (unit, property and Rust-client tests), compat (redis-py
 # against redis-server side by side), cli (redis-cli), faults (fault injection against a mesh in
 # network namespaces: FAULT_RUNS random seeds, or FAULT_SEEDS=1,2, of FAULT_SECONDS each; needs
-# root), fuzz (bounded cargo-fuzz runs), k8s (the control-plane smoke test), operator (CRD,
-# chart, reconciler and webhook against a real kube-apiserver), node (a control plane with a
-# real node: the replica as a native sidecar in running pods, cluster DNS, Services). The last
-# line is "suites: N passed, M failed".
+# root), fuzz (bounded cargo-fuzz runs), charts (the Helm chart's monitoring: promtool checks
+# and unit tests of the alert rules, dashboard queries, metric names against live replicas),
+# k8s (the control-plane smoke test), operator (CRD, chart, reconciler and webhook against a real
+# kube-apiserver), node (a control plane with a real node: the replica as a native sidecar in
+# running pods, cluster DNS, Services), e2e (the product on that node, upgrades included). The
+# Kubernetes suites' checks are Rust tests in tests/kube/, run by their scripts in tests/k8s/.
+# The last line is "suites: N passed, M failed".
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 source "$repo/tests/lib/deps.sh"
+source "$repo/tests/lib/progress.sh"
 
 # Build artefacts live outside the clone so that a second run (and CI) reuses them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SYNCMESH_CACHE:-$HOME/.cache/syncmesh}/target}"
@@ -46,12 +50,19 @@ suite() {
 
 install_test_dependencies || { echo "could not install the test dependencies" >&2; exit 2; }
 
+# Cold, the workspace takes minutes to compile: tests/lib/progress.sh says how far it got.
 lint() {
-    cargo fmt --all -- --check && cargo clippy --workspace --all-targets --quiet -- -D warnings
+    cargo fmt --all -- --check &&
+        PROGRESS_TAG=lint progress "cargo clippy" cargo clippy --color never --workspace --all-targets -- -D warnings
+}
+
+cargo_tests() {
+    PROGRESS_TAG=cargo progress "compiling the workspace's tests" cargo test --color never --workspace --no-run &&
+        cargo test --workspace --quiet
 }
 
 suite lint lint
-suite cargo cargo test --workspace --quiet
+suite cargo cargo_tests
 suite compat tests/compat/run.sh
 suite cli tests/cli/run.sh
 
@@ -66,6 +77,7 @@ faults() {
 }
 suite faults faults
 suite fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
+suite charts bash tests/charts/run.sh
 suite k8s bash tests/k8s/smoke.sh
 suite operator bash tests/k8s/operator.sh
 suite node bash tests/k8s/node-smoke.sh
