@@ -374,6 +374,11 @@ impl SyncedDatabase {
         }
     }
 
+    /// The Secret with the token that opens the members' `/status` to the operator (`token`).
+    pub fn admin_secret_name(&self) -> String {
+        format!("{}-admin", self.base())
+    }
+
     /// The StatefulSet (and PodDisruptionBudget) of the durable replicas.
     pub fn durable_name(&self) -> String {
         format!("{}-durable", self.base())

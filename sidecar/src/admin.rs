@@ -1,8 +1,15 @@
 //! The admin HTTP port: `/metrics` (Prometheus text), `/healthz`, `/readyz`, `/status` (JSON).
+//!
+//! It listens on all interfaces (the kubelet probes it, Prometheus scrapes it), so it is built to
+//! be reachable by anyone in the cluster: only health and metrics are open, `/status` needs
+//! loopback or the admin token, connections are capped and time out, and running out of file
+//! descriptors slows the accept loop down instead of spinning it.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -10,13 +17,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tracing::warn;
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::crdt::replica::DATABASES;
-use crate::server::Server;
+use crate::server::{AcceptBackoff, Server};
 
 pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
     let host = &config.admin_bind;
@@ -30,23 +37,40 @@ pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr} (admin): {e}")))
 }
 
+/// Requests must send their headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection (kept alive or not) is closed after this long: probes and scrapes open a new one.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
 pub async fn serve(server: Arc<Server>, listener: TcpListener) {
     let mut shutdown = server.shutdown.subscribe();
+    let slots = Arc::new(Semaphore::new(server.config.admin_max_connections.max(1)));
+    let mut backoff = AcceptBackoff::new("admin");
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => { warn!(error = %e, "admin accept failed"); continue; }
+                Ok(x) => { backoff.reset(); x }
+                Err(e) => { backoff.pause(&e).await; continue; }
             },
             _ = shutdown.changed() => return,
+        };
+        // Past the cap, a connection is closed at once rather than queued: probes retry.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            server.metrics.admin_connections_refused.inc();
+            continue;
         };
         let server = server.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let server = server.clone();
-                async move { Ok::<_, Infallible>(handle(&server, req)) }
+                async move { Ok::<_, Infallible>(handle(&server, remote, req)) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            drop(slot);
         });
     }
 }
@@ -59,7 +83,23 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Re
         .expect("valid response")
 }
 
-fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// `/status` shows the replica's id, peers, version vector and data directory: it answers
+/// loopback clients, and others that present `--admin-token` as a bearer token.
+fn may_see_status(server: &Server, remote: SocketAddr, req: &Request<Incoming>) -> bool {
+    if remote.ip().is_loopback() {
+        return true;
+    }
+    let Some(token) = server.config.admin_token.as_deref() else { return false };
+    let presented = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    crate::server::secret_eq(presented.as_bytes(), token.as_bytes())
+}
+
+fn handle(server: &Server, remote: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
     }
@@ -76,7 +116,14 @@ fn handle(server: &Server, req: Request<Incoming>) -> Response<Full<Bytes>> {
             refresh_gauges(server);
             respond(StatusCode::OK, "text/plain; version=0.0.4", server.metrics.render())
         }
-        "/status" => respond(StatusCode::OK, "application/json", status_json(server).to_string()),
+        "/status" if may_see_status(server, remote, &req) => {
+            respond(StatusCode::OK, "application/json", status_json(server).to_string())
+        }
+        "/status" => respond(
+            StatusCode::UNAUTHORIZED,
+            "text/plain",
+            "/status needs the admin token (Authorization: Bearer TOKEN, see --admin-token) from other hosts\n",
+        ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
@@ -97,14 +144,15 @@ fn refresh_gauges(server: &Server) {
         m.mesh_peers_connected.set(peers.iter().filter(|p| p.state == "connected").count() as i64);
         m.mesh_peer_ops_lag.reset();
         m.mesh_peer_time_lag.reset();
-        for p in peers.iter().filter(|p| p.state != "retired") {
+        for p in peers.iter().filter(|p| p.state != "retired" && p.state != "quarantined") {
             m.mesh_peer_ops_lag.with_label_values(&[&p.id]).set(p.ops_lag as i64);
             m.mesh_peer_time_lag.with_label_values(&[&p.id]).set(p.time_lag_ms as f64 / 1000.0);
         }
-        m.mesh_bytes_sent.set(mesh.bytes_sent.load(Ordering::Relaxed) as i64);
-        m.mesh_bytes_received.set(mesh.bytes_received.load(Ordering::Relaxed) as i64);
+        m.mesh_bytes_sent.set(mesh.traffic.sent.load(Ordering::Relaxed) as i64);
+        m.mesh_bytes_received.set(mesh.traffic.received.load(Ordering::Relaxed) as i64);
         m.mesh_updates_sent.set(mesh.updates_sent.load(Ordering::Relaxed) as i64);
         m.mesh_snapshots_sent.set(mesh.snapshots_sent.load(Ordering::Relaxed) as i64);
+        m.mesh_quarantined_peers.set(mesh.quarantined_count() as i64);
     }
     if let (Some(storage), Some(st)) = (store.storage.as_ref(), &server.storage_status) {
         let m = &server.metrics;

@@ -24,6 +24,19 @@ impl AppendFsync {
     }
 }
 
+/// A yes/no flag, spelt as Redis's configuration spells it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum YesNo {
+    Yes,
+    No,
+}
+
+impl YesNo {
+    pub fn enabled(self) -> bool {
+        self == YesNo::Yes
+    }
+}
+
 /// SyncMesh replica: a Redis-compatible store whose replicas form an active-active CRDT mesh.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "syncmesh-replica", version, about, long_about = None)]
@@ -37,9 +50,10 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_PORT", default_value_t = 6379)]
     pub port: u16,
 
-    /// Address the mesh port listens on.
-    #[arg(long, env = "SYNCMESH_MESH_BIND", default_value = "0.0.0.0")]
-    pub mesh_bind: String,
+    /// Address the mesh port listens on. Default: all interfaces with TLS; loopback with
+    /// --mesh-insecure (a non-loopback address then needs --mesh-secret).
+    #[arg(long, env = "SYNCMESH_MESH_BIND")]
+    pub mesh_bind: Option<String>,
 
     /// Mesh (peer replication, mutual TLS) port.
     #[arg(long, env = "SYNCMESH_MESH_PORT", default_value_t = 7379)]
@@ -52,6 +66,16 @@ pub struct Config {
     /// Admin HTTP port: /metrics, /healthz, /readyz, /status.
     #[arg(long, env = "SYNCMESH_ADMIN_PORT", default_value_t = 9379)]
     pub admin_port: u16,
+
+    /// A bearer token that opens /status to other hosts (`Authorization: Bearer TOKEN`).
+    /// Without it, /status answers loopback clients only; /metrics, /healthz and /readyz stay
+    /// open (the kubelet and Prometheus use them).
+    #[arg(long, env = "SYNCMESH_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Admin connections open at once; more are closed on arrival.
+    #[arg(long, env = "SYNCMESH_ADMIN_MAX_CONNECTIONS", default_value_t = 64)]
+    pub admin_max_connections: usize,
 
     /// Name of the database this replica belongs to; peers of another database are refused.
     #[arg(long, env = "SYNCMESH_DATABASE", default_value = "default")]
@@ -107,9 +131,16 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_LOG_CAP", default_value = "64mb", value_parser = parse_memory)]
     pub log_cap: u64,
 
-    /// Allow a plaintext mesh without TLS. For local development only.
+    /// Allow a plaintext mesh without TLS. For local development only: the mesh then listens on
+    /// loopback unless --mesh-bind names another address, which needs --mesh-secret.
     #[arg(long, env = "SYNCMESH_MESH_INSECURE")]
     pub mesh_insecure: bool,
+
+    /// A secret every replica of the database shares: a peer must prove it knows it (challenge
+    /// and response, before anything about the database is sent). Required for --mesh-insecure
+    /// on a non-loopback address; with TLS it is checked in addition to the certificate.
+    #[arg(long, env = "SYNCMESH_MESH_SECRET", hide_env_values = true)]
+    pub mesh_secret: Option<String>,
 
     /// Directory for the append-only log and snapshots: a replica restarted on it keeps its
     /// identity and data and catches up from peers on what it missed. Absent: memory only (a
@@ -132,8 +163,14 @@ pub struct Config {
     pub maxmemory: u64,
 
     /// Password clients must give with AUTH.
-    #[arg(long, env = "SYNCMESH_REQUIREPASS")]
+    #[arg(long, env = "SYNCMESH_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
+
+    /// Protected mode, as in Redis: while no password is set (--requirepass), clients connecting
+    /// from an address other than loopback get a -DENIED error and are disconnected. It only
+    /// matters with a --bind address other than loopback; `CONFIG SET protected-mode` changes it.
+    #[arg(long, env = "SYNCMESH_PROTECTED_MODE", value_enum, default_value_t = YesNo::Yes)]
+    pub protected_mode: YesNo,
 
     /// Maximum number of simultaneous client connections.
     #[arg(long, env = "SYNCMESH_MAXCLIENTS", default_value_t = 10000)]

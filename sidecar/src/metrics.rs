@@ -25,6 +25,8 @@ pub struct Metrics {
     pub mesh_bytes_received: IntGauge,
     pub mesh_updates_sent: IntGauge,
     pub mesh_snapshots_sent: IntGauge,
+    pub mesh_quarantined_peers: IntGauge,
+    pub admin_connections_refused: IntCounter,
     pub tombstones: IntGauge,
     pub log_entries: IntGauge,
     pub aof_size: IntGauge,
@@ -114,6 +116,15 @@ impl Metrics {
             gauge("syncmesh_mesh_updates_sent", "Updates streamed to mesh peers since start");
         let mesh_snapshots_sent =
             gauge("syncmesh_mesh_snapshots_sent", "Snapshots sent to mesh peers since start");
+        let mesh_quarantined_peers = gauge(
+            "syncmesh_mesh_quarantined_peers",
+            "Members this replica refuses because they claimed or sent history of this replica it does not hold",
+        );
+        let admin_connections_refused = IntCounter::new(
+            "syncmesh_admin_connections_refused_total",
+            "Admin HTTP connections closed on arrival because --admin-max-connections were open",
+        )
+        .expect("metric");
         let tombstones =
             gauge("syncmesh_tombstones_pending_gc", "Deleted keys whose metadata awaits causal stability");
         let log_entries = gauge("syncmesh_replication_log_entries", "Updates held in the replication log");
@@ -152,6 +163,8 @@ impl Metrics {
             Box::new(mesh_bytes_received.clone()),
             Box::new(mesh_updates_sent.clone()),
             Box::new(mesh_snapshots_sent.clone()),
+            Box::new(mesh_quarantined_peers.clone()),
+            Box::new(admin_connections_refused.clone()),
             Box::new(tombstones.clone()),
             Box::new(log_entries.clone()),
             Box::new(aof_size.clone()),
@@ -182,6 +195,8 @@ impl Metrics {
             mesh_bytes_received,
             mesh_updates_sent,
             mesh_snapshots_sent,
+            mesh_quarantined_peers,
+            admin_connections_refused,
             tombstones,
             log_entries,
             aof_size,

@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use syncmesh_replica::crdt::replica::{Delivery, Update};
-use syncmesh_replica::crdt::{Blob, Clock, Effect, Op, Replica, Ttl, VersionVector};
+use syncmesh_replica::crdt::{Blob, Clock, Effect, Op, Replica, Ttl, Value, VersionVector};
 
 const KEYS: &[&[u8]] = &[b"a", b"b", b"c"];
 const MEMBERS: &[&[u8]] = &[b"x", b"y", b"z"];
@@ -20,7 +20,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
     let member = prop::sample::select(MEMBERS);
     let effect = prop_oneof![
         (any::<u8>(), prop::sample::select(vec![Ttl::Keep, Ttl::Clear, Ttl::At(5_000)]))
-            .prop_map(|(v, ttl)| Effect::Assign { value: blob(&[b'0' + v % 10]), ttl }),
+            .prop_map(|(v, ttl)| Effect::Assign { value: Value::from_slice(&[b'0' + v % 10]), ttl }),
         (-5i64..5).prop_map(|n| Effect::Incr { int: n, float: 0.0, is_float: false, ext: None }),
         (0u8..4).prop_map(|n| Effect::Incr { int: 0, float: n as f64 * 0.5, is_float: true, ext: None }),
         Just(Effect::Delete),
@@ -366,7 +366,11 @@ fn a_set_that_did_not_see_an_increment_keeps_it() {
     ));
     sim.run(&Step::Write(
         1,
-        vec![Op { db: 0, key: key(), effect: Effect::Assign { value: blob(b"100"), ttl: Ttl::Clear } }],
+        vec![Op {
+            db: 0,
+            key: key(),
+            effect: Effect::Assign { value: Value::from_slice(b"100"), ttl: Ttl::Clear },
+        }],
     ));
     sim.deliver_everything();
     for r in &sim.replicas {

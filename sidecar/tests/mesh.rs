@@ -260,7 +260,7 @@ fn pubsub_blocking_pops_wait_and_transactions_cross_the_mesh() {
 #[test]
 fn bad_input_on_the_mesh_port_is_refused_without_harm() {
     use bytes::BytesMut;
-    use syncmesh_replica::mesh::wire::{self, Hello, Message};
+    use syncmesh_replica::mesh::wire::{self, Message};
     let replicas = mesh(2, &[]);
     let target = &replicas[0];
     // Garbage.
@@ -269,29 +269,40 @@ fn bad_input_on_the_mesh_port_is_refused_without_harm() {
     let mut sink = Vec::new();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = s.read_to_end(&mut sink);
-    // A wrong database and a wrong protocol version are refused with a reason.
-    for (database, protocol, expect) in
-        [("other", wire::PROTOCOL_VERSION, "does not match"), ("default", 99, "not supported")]
+    // A wrong protocol version (in the greeting) and a wrong database (in the membership proof)
+    // are refused with a reason.
+    use syncmesh_replica::mesh::membership::{Greeting, MembershipKey, Side};
+    for (protocol, database, expect) in
+        [(99, "default", "not supported"), (wire::PROTOCOL_VERSION, "other", "membership proof failed")]
     {
         let mut s = TcpStream::connect(("127.0.0.1", target.mesh_port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let hello = Hello {
-            magic: wire::MAGIC.into(),
-            protocol,
-            database: database.into(),
-            replica: 42,
-            listen_port: 1,
-            advertise: None,
-            vv: Default::default(),
-        };
+        let mine = Greeting::new(protocol);
         let mut buf = BytesMut::new();
-        wire::encode(&Message::Hello(hello), &mut buf);
+        wire::encode_raw(&mine.encode(), &mut buf);
         s.write_all(&buf).unwrap();
-        let mut got = Vec::new();
-        let _ = s.read_to_end(&mut got);
-        let mut got = BytesMut::from(&got[..]);
+        let mut got = BytesMut::new();
+        let theirs = loop {
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed before its greeting");
+            got.extend_from_slice(&chunk[..n]);
+            if let Some(body) = wire::take_frame(&mut got, 4096).unwrap() {
+                break Greeting::decode(&body);
+            }
+        };
+        if let syncmesh_replica::mesh::membership::FirstFrame::Greeting(g) = theirs {
+            let proof = MembershipKey::new(database, None).prove(Side::Dialer, &g.nonce, &mine.nonce);
+            let mut buf = BytesMut::new();
+            wire::encode(&Message::Proof(proof), &mut buf);
+            let _ = s.write_all(&buf);
+        }
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        got.extend_from_slice(&rest);
         let mut refused = None;
         while let Ok(Some(m)) = wire::decode(&mut got) {
+            assert!(!matches!(m, Message::Hello(_)), "a Hello went to a refused peer");
             if let Message::Refused(why) = m {
                 refused = Some(why);
             }

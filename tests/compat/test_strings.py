@@ -349,6 +349,26 @@ def test_incrbyfloat(both, cmds):
     both.seq(*cmds)
 
 
+@pytest.mark.parametrize("steps", [["1.1"] * 25, ["0.1"] * 100, ["1e-5", "3.3", "-0.7", "1e10", "-1e10"] * 8])
+def test_incrbyfloat_sequences_match_digit_for_digit(both, steps):
+    """Redis re-parses its printed result at every step; so must the replica."""
+    for by in steps:
+        both("INCRBYFLOAT", "f", by)
+        both("HINCRBYFLOAT", "h", "f", by)
+    both("GET", "f")
+    both("HGET", "h", "f")
+
+
+def test_incrbyfloat_random_sequences(both):
+    import random
+    rng = random.Random(20261203)
+    for _ in range(200):
+        by = rng.choice([f"{rng.uniform(-100, 100):.{rng.randint(0, 6)}f}", f"{rng.uniform(0, 1):.3e}",
+                         str(rng.randint(-1000, 1000))])
+        both("INCRBYFLOAT", "r", by)
+    both("GET", "r")
+
+
 def test_incrbyfloat_keeps_ttl(both):
     both("SET", "f", "1", "EX", "100")
     both("INCRBYFLOAT", "f", "1.5")

@@ -56,6 +56,8 @@ class Run:
         self.next_client = 0
         self.converge_s = None
         self.report = None
+        self.lies = []  # (target, what each step of the lying member observed, problems)
+        self.liar_key = f"liar:{seed}"
 
     def clock(self):
         return time.monotonic() - self.t_start
@@ -172,6 +174,9 @@ class Run:
             self.faults["join"] += 1
             self.log(f"{p['name']} joins")
             self.in_background("join", join)
+        elif a == "lie":
+            self.log(f"a lying member connects to {p['name']}")
+            self.in_background("lying member", lambda: self.lie(p["name"]))
         elif a == "leave":
             def leave():
                 r = self.replicas[p["name"]]
@@ -187,6 +192,43 @@ class Run:
             self.faults["leave"] += 1
             self.log(f"{p['name']} leaves (drains its clients first)")
             self.in_background("leave", leave)
+
+    def lie(self, name):
+        """Runs the lying member against `name` and records what it saw and what went wrong."""
+        r = self.replicas[name]
+        deadline = time.monotonic() + 5  # a target being restarted is waited for
+        while (not r.up or not r.alive()) and not r.gone and time.monotonic() < deadline:
+            time.sleep(0.1)
+        incarnation = r.incarnation
+        if not r.up or r.gone or not r.alive():
+            self.skipped["lying-member"] += 1
+            self.log(f"lying member against {name}: skipped (not up)")
+            return
+        result = r.lie_to(self.opts.liar, self.liar_key)
+        self.faults["lying-member"] += 1
+        self.log(f"lying member against {name}: {result}")
+        if r.incarnation != incarnation or not r.up:
+            self.log(f"lying member against {name}: the target was killed meanwhile, not checked")
+            return
+        problems = []
+        if not r.alive():
+            problems.append(f"{name} exited after the lying member")
+        expected = {
+            "forged-hello": lambda v: v.startswith("refused") and "of this replica" in v,
+            "far-ahead": lambda v: v == "accepted",
+            "duplicates": lambda v: v.startswith("accepted"),
+            "forged-writes": lambda v: v.startswith("closed"),
+        }
+        for step, ok in expected.items():
+            if not ok(result.get(step, "")):
+                problems.append(f"lying member {step} against {name}: {result.get(step)!r}")
+        if r.alive():
+            info = r.query("INFO", "mesh").decode()
+            quarantined = next((int(line.split(":")[1]) for line in info.splitlines()
+                                if line.startswith("mesh_quarantined_peers:")), 0)
+            if quarantined < 2:
+                problems.append(f"{name} quarantined {quarantined} members, not the 2 liars")
+        self.lies.append((name, result, problems))
 
     def restart(self, name):
         def restart():
@@ -258,6 +300,13 @@ class Run:
         self.report = check(self.history.ops, self.destructions, states, Report())
         for change in self.identity_changes:
             self.report.fail(change)
+        for _, _, problems in self.lies:
+            for problem in problems:
+                self.report.fail(problem)
+        forged = f"{self.liar_key}:forged"
+        for r in live:
+            if r.query("EXISTS", forged) != 0:
+                self.report.fail(f"{r.name} holds {forged}, a write forged under another replica's id")
         if self.converge_s is None:
             self.report.fail(f"the replicas did not converge within {self.opts.converge_timeout}s "
                              f"of the heal: digests {digests}")
@@ -372,12 +421,17 @@ def main():
                     help="the replicas' --retire-after-secs")
     ap.add_argument("--converge-timeout", type=float, default=60.0)
     ap.add_argument("--binary", default=os.environ.get("SYNCMESH_REPLICA_BIN"))
+    ap.add_argument("--liar", default=os.environ.get("SYNCMESH_LIAR_BIN"),
+                    help="the lying member (cargo's examples/lying_member next to --binary)")
     ap.add_argument("--run-id", default=None, help="namespace prefix (unique per run)")
     ap.add_argument("--keep", action="store_true", help="keep the logs of passing runs")
     ap.add_argument("-v", "--verbose", action="store_true", help="print faults as they happen")
     opts = ap.parse_args()
     if not opts.binary or not os.access(opts.binary, os.X_OK):
         sys.exit(f"replica binary not found: {opts.binary!r} (set SYNCMESH_REPLICA_BIN)")
+    opts.liar = opts.liar or os.path.join(os.path.dirname(opts.binary), "examples", "lying_member")
+    if not os.access(opts.liar, os.X_OK):
+        sys.exit(f"lying member not found: {opts.liar!r} (cargo build --example lying_member)")
     if os.geteuid() != 0:
         sys.exit("the fault harness needs root (network namespaces, iptables)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

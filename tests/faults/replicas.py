@@ -8,6 +8,7 @@ data directory that survives its restarts (when the binary implements `--data-di
 
 import concurrent.futures
 import http.client
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from network import enter_netns
 CLIENT_PORT = 6379
 MESH_PORT = 7379
 ADMIN_PORT = 9379
+# The mesh listens on the hosts' network addresses without TLS: members prove they know this.
+MESH_SECRET = "faults-mesh-secret"
 
 
 def data_dir_supported(binary):
@@ -73,7 +76,7 @@ class Replica:
                 "--admin-bind", "127.0.0.1", "--admin-port", str(ADMIN_PORT),
                 "--mesh-bind", self.host.ip, "--mesh-port", str(MESH_PORT),
                 "--advertise-addr", f"{self.host.ip}:{MESH_PORT}",
-                "--mesh-insecure", "--database", "faults",
+                "--mesh-insecure", "--mesh-secret", MESH_SECRET, "--database", "faults",
                 "--peers", ",".join(self.seeds),
                 "--retire-after-secs", str(self.retire_after),
                 "--clock-offset-ms", str(self.clock_offset_ms)]
@@ -147,6 +150,18 @@ class Replica:
             finally:
                 conn.disconnect()
         return self.pool.submit(run).result()
+
+    def lie_to(self, liar_binary, key):
+        """Runs the lying member against this replica (from inside its host, so that no fault
+        of the network stands in its way); returns what each of its steps observed."""
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.host.ns, liar_binary,
+             "--target", f"{self.host.ip}:{MESH_PORT}", "--database", "faults",
+             "--secret", MESH_SECRET, "--key", key],
+            capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"the lying member failed: {out.stderr.strip()}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
     def identity(self):
         """The replica id it runs under (INFO mesh)."""

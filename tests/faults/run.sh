@@ -29,11 +29,12 @@ if [[ -z "$bin" ]]; then
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SYNCMESH_CACHE:-$HOME/.cache/syncmesh}/target}"
     bin="$CARGO_TARGET_DIR/debug/syncmesh-replica"
 fi
-if [[ ! -x "$bin" ]]; then
-    echo "building the replica ($bin is missing)"
-    (cd "$repo" && cargo build --quiet -p syncmesh-replica) || exit 2
+liar="${SYNCMESH_LIAR_BIN:-$(dirname "$bin")/examples/lying_member}"
+if [[ ! -x "$bin" || ! -x "$liar" ]]; then
+    echo "building the replica and the lying member ($bin or $liar is missing)"
+    (cd "$repo" && cargo build --quiet -p syncmesh-replica --bin syncmesh-replica --example lying_member) || exit 2
 fi
-export SYNCMESH_REPLICA_BIN="$bin"
+export SYNCMESH_REPLICA_BIN="$bin" SYNCMESH_LIAR_BIN="$liar"
 
 # The checker first, on made-up histories (it must see lost writes, and only those).
 python3 -m pytest -q -p no:cacheprovider "$here/test_checks.py" || exit 1

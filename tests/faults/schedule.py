@@ -15,6 +15,9 @@ Kinds (as counted in the summary):
     clock-skew           one replica runs with --clock-offset-ms for the whole run
     join                 a new member joins the mesh during the run
     leave                a member drains its clients and leaves the mesh for good
+    lying-member         a process that knows the mesh secret tries a forged Hello, a vector
+                         far ahead, duplicated updates and writes under the target's id against
+                         one replica (`sidecar/examples/lying_member.rs`)
 """
 
 import random
@@ -114,5 +117,9 @@ def make_schedule(seed, duration, initial, joiner, max_fault=5.0):
         events.append(Event(duration - rng.uniform(11, 14), "partition", fid=fid,
                             kind="partition-long", drops=drops, label=x))
         events.append(Event(duration + 1, "heal", fid=fid))
+    # The lying member draws from a stream of its own, so that it does not move other faults.
+    liar = random.Random(seed * 7919 + 17)
+    events.append(Event(liar.uniform(0.3, 0.7) * duration, "lie", kind="lying-member",
+                        name=liar.choice(initial)))
     events.sort(key=lambda e: e.t)
     return skew, events

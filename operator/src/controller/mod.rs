@@ -6,6 +6,7 @@
 //! StatefulSet and its PodDisruptionBudget. The finalizer deletes them before the
 //! SyncedDatabase goes away. Errors requeue with exponential backoff per object.
 
+pub mod admin_token;
 pub mod resources;
 pub mod rollout;
 pub mod status;
@@ -226,6 +227,9 @@ async fn apply(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
         tls::observe_external(&Api::namespaced(client.clone(), &namespace), db).await?;
     }
 
+    let admin_token =
+        admin_token::ensure_admin_token(&Api::namespaced(client.clone(), &namespace), db).await?;
+
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &namespace);
     let wanted = db.spec.persistence.durable_replicas;
@@ -251,15 +255,15 @@ async fn apply(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
     let (members, uninjected) = status::classify(&opted_in.items);
     let ready_ips: Vec<(String, String)> =
         members.iter().filter(|m| m.ready).filter_map(|m| Some((m.name.clone(), m.ip.clone()?))).collect();
-    let views: Vec<(String, MeshView)> =
-        if ready_ips.len() > 1 {
-            futures::future::join_all(ready_ips.iter().map(|(pod, ip)| async move {
-                (pod.clone(), status::probe(ip, Duration::from_secs(1)).await)
-            }))
-            .await
-        } else {
-            Vec::new()
-        };
+    let views: Vec<(String, MeshView)> = if ready_ips.len() > 1 {
+        futures::future::join_all(ready_ips.iter().map(|(pod, ip)| {
+            let token = admin_token.as_str();
+            async move { (pod.clone(), status::probe(ip, token, Duration::from_secs(1)).await) }
+        }))
+        .await
+    } else {
+        Vec::new()
+    };
     // Which replica image each member runs, and (rolloutAfterUpgrade: Restart) the restart of
     // the workloads whose pods run another than the one injected now.
     let wanted_image = db.spec.replica.image.clone().unwrap_or_else(|| ctx.defaults.replica_image.clone());
@@ -387,6 +391,7 @@ async fn cleanup(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
         .await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     delete_if_exists(&secrets, &db.ca_secret_name()).await?;
+    delete_if_exists(&secrets, &db.admin_secret_name()).await?;
     if db.spec.mesh.tls.mode == TlsMode::Auto {
         delete_if_exists(&secrets, &db.member_tls_secret_name()).await?;
     }

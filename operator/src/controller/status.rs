@@ -86,8 +86,8 @@ pub fn classify(pods: &[Pod]) -> (Vec<Member>, Vec<String>) {
 /// How one ready member sees the mesh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeshView {
-    /// It answered: this many peers connected.
-    Connected(usize),
+    /// It answered: this many peers connected, and the members it quarantined (their ids).
+    Connected { peers: usize, quarantined: Vec<String> },
     /// It could not be asked.
     Unreachable(String),
 }
@@ -99,18 +99,22 @@ struct ReplicaStatus {
 
 #[derive(Deserialize)]
 struct PeerState {
+    id: String,
     state: String,
 }
 
-/// Asks a replica's admin port how many peers it is connected to.
-pub async fn probe(ip: &str, timeout: Duration) -> MeshView {
+/// Asks a replica's admin port how it sees the mesh (`/status`, with the database's admin token).
+pub async fn probe(ip: &str, token: &str, timeout: Duration) -> MeshView {
     let request = async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
         let mut stream = tokio::net::TcpStream::connect(format!("{host}:{ADMIN_PORT}")).await?;
         stream
             .write_all(
-                format!("GET /status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+                format!(
+                    "GET /status HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
             )
             .await?;
         let mut buf = Vec::new();
@@ -127,7 +131,10 @@ pub async fn probe(ip: &str, timeout: Duration) -> MeshView {
         return MeshView::Unreachable("bad HTTP answer".into());
     };
     match serde_json::from_str::<ReplicaStatus>(body) {
-        Ok(s) => MeshView::Connected(s.peers.iter().filter(|p| p.state == "connected").count()),
+        Ok(s) => MeshView::Connected {
+            peers: s.peers.iter().filter(|p| p.state == "connected").count(),
+            quarantined: s.peers.iter().filter(|p| p.state == "quarantined").map(|p| p.id.clone()).collect(),
+        },
         Err(e) => MeshView::Unreachable(format!("bad /status: {e}")),
     }
 }
@@ -200,8 +207,10 @@ pub fn compute(db: &SyncedDatabase, observed: &Observed<'_>) -> SyncedDatabaseSt
                 .views
                 .iter()
                 .filter_map(|(pod, view)| match view {
-                    MeshView::Connected(peers) if *peers as i32 >= n - 1 => None,
-                    MeshView::Connected(peers) => Some(format!("{pod} sees {peers} of {} peers", n - 1)),
+                    MeshView::Connected { peers, .. } if *peers as i32 >= n - 1 => None,
+                    MeshView::Connected { peers, .. } => {
+                        Some(format!("{pod} sees {peers} of {} peers", n - 1))
+                    }
                     MeshView::Unreachable(why) => Some(format!("{pod}: {why}")),
                 })
                 .collect();
@@ -220,7 +229,28 @@ pub fn compute(db: &SyncedDatabase, observed: &Observed<'_>) -> SyncedDatabaseSt
     };
 
     let not_ready = total_members - ready_members;
-    let degraded = if !observed.uninjected.is_empty() {
+    let quarantines: Vec<String> = observed
+        .views
+        .iter()
+        .filter_map(|(pod, view)| match view {
+            MeshView::Connected { quarantined, .. } if !quarantined.is_empty() => {
+                Some(format!("{pod} quarantined {}", quarantined.join(", ")))
+            }
+            _ => None,
+        })
+        .collect();
+    let degraded = if !quarantines.is_empty() {
+        condition(
+            "Degraded",
+            true,
+            "MemberQuarantined",
+            format!(
+                "{}: a member claimed or sent history of another that it does not hold (docs/durability.md, \"What a peer can and cannot do\")",
+                quarantines.join("; ")
+            ),
+            generation,
+        )
+    } else if !observed.uninjected.is_empty() {
         condition(
             "Degraded",
             true,
@@ -380,8 +410,8 @@ mod tests {
         let db = SyncedDatabase::new("a", SyncedDatabaseSpec::default());
         let members = [member("p1", true), member("p2", true), member("p3", true)];
         let views = [
-            ("p1".to_string(), MeshView::Connected(2)),
-            ("p2".to_string(), MeshView::Connected(1)),
+            ("p1".to_string(), MeshView::Connected { peers: 2, quarantined: vec![] }),
+            ("p2".to_string(), MeshView::Connected { peers: 1, quarantined: vec![] }),
             ("p3".to_string(), MeshView::Unreachable("timed out".into())),
         ];
         let uninjected = ["old-pod".to_string()];
@@ -391,6 +421,24 @@ mod tests {
         assert!(mesh.message.contains("p2 sees 1 of 2 peers") && mesh.message.contains("p3: timed out"));
         assert_eq!(cond(&s, "Degraded").reason, "UninjectedPods");
         assert_eq!(s.uninjected_pods, vec!["old-pod"]);
+    }
+
+    #[test]
+    fn a_quarantined_member_degrades_the_database_first() {
+        let db = SyncedDatabase::new("a", SyncedDatabaseSpec::default());
+        let members = [member("p1", true), member("p2", true)];
+        let views = [
+            (
+                "p1".to_string(),
+                MeshView::Connected { peers: 1, quarantined: vec!["00000000000000aa".into()] },
+            ),
+            ("p2".to_string(), MeshView::Connected { peers: 1, quarantined: vec![] }),
+        ];
+        let uninjected = ["old-pod".to_string()];
+        let s = compute(&db, &Observed { uninjected: &uninjected, ..observed(&members, (0, 0), &views) });
+        let degraded = cond(&s, "Degraded");
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "MemberQuarantined"));
+        assert!(degraded.message.contains("p1 quarantined 00000000000000aa"), "{}", degraded.message);
     }
 
     #[test]

@@ -18,11 +18,11 @@ use crate::pki::{self, CertPair};
 
 use super::{resources, Error, FIELD_MANAGER};
 
-fn text(secret: &Secret, key: &str) -> Option<String> {
+pub(super) fn text(secret: &Secret, key: &str) -> Option<String> {
     String::from_utf8(secret.data.as_ref()?.get(key)?.0.clone()).ok()
 }
 
-fn secret(db: &SyncedDatabase, name: String, type_: &str, data: BTreeMap<&str, String>) -> Secret {
+pub(super) fn secret(db: &SyncedDatabase, name: String, type_: &str, data: BTreeMap<&str, String>) -> Secret {
     Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name),

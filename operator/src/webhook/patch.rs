@@ -16,6 +16,8 @@ pub const INJECTED_ANNOTATION: &str = "syncmesh.io/injected";
 /// Where the replica listens inside the pod.
 pub const CLIENT_PORT: i32 = 6379;
 pub const ADMIN_PORT: i32 = 9379;
+/// The key of the admin token in the database's admin Secret.
+pub const ADMIN_TOKEN_KEY: &str = "token";
 /// The environment variable applications read.
 pub const REDIS_URL: &str = "REDIS_URL";
 /// The password variable added when the database requires AUTH.
@@ -183,6 +185,9 @@ pub fn replica_env(db: &SyncedDatabase, data_dir: &str) -> Vec<Value> {
         env_list.push(json!({"name": "SYNCMESH_REQUIREPASS", "valueFrom": {"secretKeyRef": {
             "name": auth.secret_ref.name, "key": auth.secret_ref.key}}}));
     }
+    // `/status` answers other hosts only with this token; the operator holds it to probe members.
+    env_list.push(json!({"name": "SYNCMESH_ADMIN_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": db.admin_secret_name(), "key": ADMIN_TOKEN_KEY}}}));
     env_list
 }
 

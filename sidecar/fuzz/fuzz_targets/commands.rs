@@ -4,11 +4,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::BytesMut;
 use clap::Parser;
 use libfuzzer_sys::fuzz_target;
 use syncmesh_replica::config::Config;
-use syncmesh_replica::resp::{parse_request, Protocol, Reply, RequestLimits};
+use syncmesh_replica::resp::{Protocol, Reply, RequestLimits, RequestParser};
 use syncmesh_replica::server::client::{Client, ClientInfo};
 use syncmesh_replica::server::Server;
 
@@ -22,10 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let addr = "127.0.0.1:1".parse().unwrap();
     let mut client = Client::new(Arc::new(ClientInfo::new(1, addr, addr)), true);
     let mut out = Reply::new(Protocol::Resp2);
-    let mut buf = BytesMut::from(data);
-    let limits = RequestLimits { max_bulk_len: 1 << 20, max_multibulk_len: 1 << 12 };
+    let mut parser = RequestParser::with_input(data);
+    let limits = RequestLimits { max_bulk_len: 1 << 20, auth_required: false };
     let mut budget = 64;
-    while let Ok(Some(args)) = parse_request(&mut buf, &limits) {
+    while let Ok(Some(args)) = parser.next_request(&limits) {
         if args.is_empty() {
             continue;
         }
@@ -35,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         server.execute(&mut client, &mut out, &args);
-        out.buf.clear();
+        out.clear();
         budget -= 1;
         if budget == 0 {
             break;

@@ -46,12 +46,22 @@ fn echo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
     let required = ctx.server.settings.read().requirepass.clone();
-    let ok = user == b"default" && required.as_deref().is_none_or(|p| p.as_bytes() == pass);
+    let ok = user == b"default" && required.as_deref().is_none_or(|p| same_password(p.as_bytes(), pass));
     if ok {
         Ok(())
     } else {
         Err(CmdError::Raw("WRONGPASS invalid username-password pair or user is disabled.".into()))
     }
+}
+
+/// Compares passwords in time that depends on neither of them: their SHA-256 digests (fixed
+/// length, so the length of the password does not show either) compared in constant time, as
+/// Redis compares hashed passwords.
+pub fn same_password(expected: &[u8], given: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    let a = ring::digest::digest(&ring::digest::SHA256, expected);
+    let b = ring::digest::digest(&ring::digest::SHA256, given);
+    a.as_ref().ct_eq(b.as_ref()).into()
 }
 
 fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -187,15 +187,14 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => Extended::ZERO,
         Some(v) => Extended::parse_redis(&v).ok_or_else(|| CmdError::msg("hash value is not a float"))?,
     };
-    if !(current + by).is_finite() {
+    let new = current + by;
+    if !new.is_finite() {
         return Err(CmdError::msg("increment would produce NaN or Infinity"));
     }
+    // As Redis: the field holds the printed result, which the next increment parses again.
+    let shown = new.format_human().into_bytes();
     let field_name = Blob::from_slice(&args[2]);
-    ctx.write(
-        &args[1],
-        Effect::HashIncr { field: field_name, int: 0, float: by.to_f64(), is_float: true, ext: Some(by) },
-    );
-    let shown = hash(ctx, &args[1])?.and_then(|h| field(h, &args[2])).unwrap_or_default();
+    ctx.write(&args[1], Effect::HashIncrFloat { field: field_name, by, value: Blob::from_slice(&shown) });
     ctx.out.bulk(&shown);
     Ok(())
 }

@@ -7,10 +7,11 @@ use rand::Rng;
 use super::flags::*;
 use super::{arg_i64, cmd, eq_ic, glob_match, CmdError, CmdResult, Command, Ctx};
 use crate::crdt::hll::REGISTERS;
-use crate::crdt::keyspace::{cell_string, string_value, Part};
+use crate::crdt::keyspace::{cell_string, string_shared, string_value, Part};
 use crate::crdt::list::{position_between, Position};
 use crate::crdt::replica::DATABASES;
-use crate::crdt::{Blob, Dot, Effect, Ttl};
+use crate::crdt::{Blob, Dot, Effect, Ttl, Value};
+use crate::server::lazyfree::LAZYFREE_THRESHOLD;
 
 #[rustfmt::skip]
 pub const COMMANDS: &[Command] = &[
@@ -36,10 +37,18 @@ pub const COMMANDS: &[Command] = &[
     cmd("copy", -3, WRITE | DENYOOM, (1, 2, 1), "generic", "Copies the value of a key to a new key.", copy),
 ];
 
+/// DEL and UNLINK. UNLINK (and DEL with `lazyfree-lazy-user-del yes`) leaves freeing a large
+/// value to a background thread.
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let lazy = eq_ic(&args[0], "unlink") || ctx.server.settings.read().lazyfree_lazy_user_del;
     let mut n = 0;
     for key in &args[1..] {
         if ctx.lookup(key).is_some() {
+            if lazy {
+                let db = ctx.db();
+                let garbage = ctx.store.replica.db_mut(db).detach_contents(key, LAZYFREE_THRESHOLD);
+                ctx.server.lazyfree.free(garbage);
+            }
             ctx.write(key, Effect::Delete);
             n += 1;
         }
@@ -266,13 +275,22 @@ fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// A string's value for another key: a large one is shared, not copied (values never change in
+/// place).
+fn value_of(c: &crate::crdt::cell::Cell<crate::crdt::keyspace::StrValue>) -> Value {
+    match string_shared(c) {
+        Some(b) => Value::from_bytes(&b),
+        None => Value::from_slice(&string_value(c)),
+    }
+}
+
 /// The writes that recreate a key's visible value elsewhere (RENAME, COPY, the *STORE commands).
 pub fn recreate(part: &Part, deadline: Option<u64>) -> Vec<Effect> {
     let mut effects = Vec::new();
     match part {
         Part::Str(c) => {
             let ttl = deadline.map(Ttl::At).unwrap_or(Ttl::Clear);
-            effects.push(Effect::Assign { value: Blob::from_slice(&string_value(c)), ttl });
+            effects.push(Effect::Assign { value: value_of(c), ttl });
             return effects;
         }
         Part::Hash(h) => effects.push(Effect::HashSet {

@@ -52,6 +52,40 @@ pub mod flags {
 
 pub type Handler = fn(&mut Ctx, &[Bytes]) -> Result<(), CmdError>;
 
+/// A string value read for a reply.
+pub enum StringRead {
+    /// A large value, shared with the keyspace.
+    Shared(Bytes),
+    Copied(Vec<u8>),
+}
+
+impl std::ops::Deref for StringRead {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            StringRead::Shared(b) => b,
+            StringRead::Copied(v) => v,
+        }
+    }
+}
+
+impl StringRead {
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            StringRead::Shared(b) => b.to_vec(),
+            StringRead::Copied(v) => v,
+        }
+    }
+
+    /// Replies with it as a bulk string (a shared value is written without a copy).
+    pub fn reply(&self, out: &mut Reply) {
+        match self {
+            StringRead::Shared(b) => out.bulk_shared(b),
+            StringRead::Copied(v) => out.bulk(v),
+        }
+    }
+}
+
 pub struct Command {
     /// Lower-case name.
     pub name: &'static str,
@@ -358,6 +392,20 @@ impl<'a> Ctx<'a> {
         if (!e.is_visible() && e.has_expiry_state()) || (emptied && e.is_visible()) {
             self.store
                 .write(Op { db: db as u8, key: Blob::from_slice(key), effect: Effect::Delete }, self.now);
+        }
+    }
+
+    /// The visible string value of a key for a reply; WRONGTYPE for other types. A large value
+    /// comes back shared with the keyspace rather than copied.
+    pub fn read_string(&mut self, key: &[u8]) -> Result<Option<StringRead>, CmdError> {
+        match self.part(key) {
+            None => Ok(None),
+            Some(Part::Str(c)) => Ok(Some(match crate::crdt::keyspace::string_shared(c) {
+                Some(b) => StringRead::Shared(b),
+                None => StringRead::Copied(crate::crdt::keyspace::string_value(c).into_owned()),
+            })),
+            Some(Part::Hll(h)) => Ok(Some(StringRead::Copied(hll::encode_for_get(h)))),
+            Some(_) => Err(CmdError::WrongType),
         }
     }
 

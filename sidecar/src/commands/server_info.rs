@@ -38,6 +38,7 @@ pub const COMMANDS: &[Command] = &[
     cmd("syncmesh.digest", 1, READONLY, (0, 0, 0), "syncmesh", "Returns a digest of the visible keyspace; equal on converged replicas.", digest),
     cmd("wait", 3, 0, (0, 0, 0), "generic", "Blocks until the mesh peers have applied this connection's writes, or the timeout.", wait),
     cmd("syncmesh.peers", 1, READONLY, (0, 0, 0), "syncmesh", "Returns the mesh peers with their state and lag.", peers),
+    cmd("syncmesh.unquarantine", 2, ADMIN, (0, 0, 0), "syncmesh", "Lets quarantined mesh members connect again.", unquarantine),
 ];
 
 fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
@@ -152,7 +153,7 @@ fn peers(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     };
     ctx.out.array(list.len());
     for p in list {
-        ctx.out.map(6);
+        ctx.out.map(6 + p.reason.is_some() as usize);
         ctx.out.bulk(b"id");
         ctx.out.bulk(p.id.as_bytes());
         ctx.out.bulk(b"state");
@@ -168,7 +169,33 @@ fn peers(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         ctx.out.int(p.time_lag_ms as i64);
         ctx.out.bulk(b"connected_secs");
         ctx.out.int(p.connected_secs.map(|s| s as i64).unwrap_or(-1));
+        if let Some(reason) = &p.reason {
+            ctx.out.bulk(b"reason");
+            ctx.out.bulk(reason.as_bytes());
+        }
     }
+    Ok(())
+}
+
+/// SYNCMESH.UNQUARANTINE id|ALL: lets quarantined members connect again (after a person found
+/// out why they were refused, see docs/durability.md); replies how many were released.
+fn unquarantine(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(mesh) = &ctx.server.mesh else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let which = if args[1].eq_ignore_ascii_case(b"all") {
+        None
+    } else {
+        let id = std::str::from_utf8(&args[1])
+            .ok()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+            .ok_or_else(|| {
+                CmdError::msg("the member id is 16 hexadecimal digits, as SYNCMESH.PEERS shows it, or ALL")
+            })?;
+        Some(id)
+    };
+    ctx.out.int(mesh.release(which) as i64);
     Ok(())
 }
 
@@ -254,11 +281,12 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let max = server.settings.read().maxmemory;
         let _ = write!(
             s,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nlazyfree_pending_objects:{}\r\n\r\n",
             human(used),
             human(rss),
             human(max),
             server.settings.read().maxmemory_policy,
+            server.lazyfree.pending(),
         );
     }
     if want("persistence") {
@@ -272,7 +300,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         };
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlazyfreed_objects:{}\r\n\r\n",
             st.connections.load(Ordering::Relaxed),
             st.commands.load(Ordering::Relaxed),
             st.net_input.load(Ordering::Relaxed),
@@ -283,6 +311,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             ctx.store.stats.keyspace_misses,
             pubsub_channels,
             pubsub_patterns,
+            server.lazyfree.freed(),
         );
     }
     if want("replication") {
@@ -295,17 +324,18 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let connected = peers.iter().filter(|p| p.state == "connected").count();
         let _ = write!(
             s,
-            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nmesh_pubsub_dropped:{}\r\nversion_vector:{}\r\n",
+            "# Mesh\r\nreplica_id:{:016x}\r\ndatabase:{}\r\nmesh_enabled:{}\r\nmesh_port:{}\r\nmesh_peers:{}\r\nmesh_peers_connected:{}\r\ntombstones_pending_gc:{}\r\nreplication_log_entries:{}\r\nreplication_log_bytes:{}\r\nmesh_pubsub_dropped:{}\r\nmesh_quarantined_peers:{}\r\nversion_vector:{}\r\n",
             server.replica_id,
             server.config.database,
             server.mesh.is_some() as u8,
             server.config.mesh_port,
-            peers.iter().filter(|p| p.state != "retired").count(),
+            peers.iter().filter(|p| p.state != "retired" && p.state != "quarantined").count(),
             connected,
             tombstones(ctx),
             ctx.store.log.len(),
             ctx.store.log.bytes(),
             server.mesh.as_ref().map(|m| m.control_dropped.load(Ordering::Relaxed)).unwrap_or(0),
+            server.mesh.as_ref().map(|m| m.quarantined_count()).unwrap_or(0),
             vv.join(","),
         );
         for (i, p) in peers.iter().enumerate() {
@@ -534,8 +564,10 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("bind", cfg.bind.join(" ")),
         ("maxmemory-policy", st.maxmemory_policy.clone()),
         ("notify-keyspace-events", st.notify_keyspace_events.clone()),
-        ("proto-max-bulk-len", (512u64 * 1024 * 1024).to_string()),
-        ("client-query-buffer-limit", (1u64 << 30).to_string()),
+        ("proto-max-bulk-len", ctx.server.limits.proto_max_bulk_len().to_string()),
+        ("client-query-buffer-limit", ctx.server.limits.query_buffer().to_string()),
+        ("protected-mode", yes_no(st.protected_mode)),
+        ("lazyfree-lazy-user-del", yes_no(st.lazyfree_lazy_user_del)),
         ("hz", "10".to_string()),
         (
             "dir",
@@ -548,14 +580,21 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("slowlog-max-len", "128".to_string()),
         ("lua-time-limit", "5000".to_string()),
         ("cluster-enabled", "no".to_string()),
-        (
-            "client-output-buffer-limit",
-            format!(
-                "normal 0 0 0 slave 268435456 67108864 60 pubsub {} 8388608 60",
-                ctx.server.pubsub.lock().limit.load(std::sync::atomic::Ordering::Relaxed)
-            ),
-        ),
+        ("client-output-buffer-limit", ctx.server.limits.output_config()),
     ]
+}
+
+fn yes_no(on: bool) -> String {
+    if on { "yes" } else { "no" }.to_string()
+}
+
+/// A boolean setting as Redis parses it.
+fn parse_yes_no(value: &str) -> Result<bool, &'static str> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'"),
+    }
 }
 
 fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -646,26 +685,11 @@ fn config_set(ctx: &mut Ctx, name: &[u8], value: &[u8]) -> CmdResult {
             st.maxmemory_policy = value_s;
         }
         "notify-keyspace-events" => st.notify_keyspace_events = value_s,
-        "client-output-buffer-limit" => {
-            let words: Vec<&str> = value_s.split_whitespace().collect();
-            if words.is_empty() || !words.len().is_multiple_of(4) {
-                return Err(invalid("Wrong number of arguments in buffer limit configuration."));
-            }
-            for class in words.chunks(4) {
-                if !["normal", "slave", "replica", "pubsub"].contains(&class[0]) {
-                    return Err(invalid("Invalid client class specified in buffer limit configuration."));
-                }
-                let hard = parse_memory(class[1]).map_err(|_| {
-                    invalid("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
-                })?;
-                parse_memory(class[2]).map_err(|_| {
-                    invalid("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
-                })?;
-                if class[0] == "pubsub" {
-                    ctx.server.pubsub.lock().limit.store(hard, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        }
+        "client-output-buffer-limit" => ctx.server.limits.set_output(&value_s).map_err(invalid)?,
+        "client-query-buffer-limit" => ctx.server.limits.set_query_buffer(&value_s).map_err(invalid)?,
+        "proto-max-bulk-len" => ctx.server.limits.set_proto_max_bulk_len(&value_s).map_err(invalid)?,
+        "protected-mode" => st.protected_mode = parse_yes_no(&value_s).map_err(invalid)?,
+        "lazyfree-lazy-user-del" => st.lazyfree_lazy_user_del = parse_yes_no(&value_s).map_err(invalid)?,
         "save" | "appendonly" | "hz" | "slowlog-log-slower-than" | "slowlog-max-len" | "lua-time-limit" => {}
         _ => {
             return Err(CmdError::msg(format!(

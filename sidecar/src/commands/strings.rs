@@ -9,10 +9,10 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use super::flags::*;
-use super::{arg_i64, cmd, eq_ic, CmdError, CmdResult, Command, Ctx};
+use super::{arg_i64, cmd, eq_ic, CmdError, CmdResult, Command, Ctx, StringRead};
 use crate::crdt::extended::Extended;
 use crate::crdt::number::parse_i64;
-use crate::crdt::{Blob, Effect, Ttl};
+use crate::crdt::{Blob, Effect, Ttl, Value};
 
 /// Redis's `proto-max-bulk-len`: the largest string a command may build.
 pub const MAX_STRING: usize = 512 * 1024 * 1024;
@@ -47,15 +47,15 @@ pub const COMMANDS: &[Command] = &[
     cmd("bitop", -4, WRITE | DENYOOM, (2, -1, 1), "bitmap", "Performs bitwise operations on multiple strings, and stores the result.", bitop),
 ];
 
-fn reply_opt(ctx: &mut Ctx, v: Option<Vec<u8>>) {
+fn reply_opt(ctx: &mut Ctx, v: Option<StringRead>) {
     match v {
-        Some(v) => ctx.out.bulk(&v),
+        Some(v) => v.reply(ctx.out),
         None => ctx.out.null(),
     }
 }
 
 fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let v = ctx_get(ctx, &args[1])?;
+    let v = ctx.read_string(&args[1])?;
     reply_opt(ctx, v);
     Ok(())
 }
@@ -118,7 +118,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     let key = &args[1];
-    let old = if get { Some(ctx_get(ctx, key)?) } else { None };
+    let old = if get { Some(ctx.read_string(key)?) } else { None };
     let exists = match &old {
         Some(v) => v.is_some(),
         None => ctx.lookup(key).is_some(),
@@ -135,7 +135,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Expiry::Keep => Ttl::Keep,
         Expiry::At(at) => Ttl::At(at),
     };
-    ctx.write(key, Effect::Assign { value: Blob::from_slice(&args[2]), ttl });
+    ctx.write(key, Effect::Assign { value: Value::from_bytes(&args[2]), ttl });
     match old {
         Some(v) => reply_opt(ctx, v),
         None => ctx.out.ok(),
@@ -147,7 +147,7 @@ fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ctx.lookup(&args[1]).is_some() {
         ctx.out.int(0);
     } else {
-        ctx.write(&args[1], Effect::Assign { value: Blob::from_slice(&args[2]), ttl: Ttl::Clear });
+        ctx.write(&args[1], Effect::Assign { value: Value::from_bytes(&args[2]), ttl: Ttl::Clear });
         ctx.out.int(1);
     }
     Ok(())
@@ -157,20 +157,20 @@ fn setex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let unit = if name == "setex" { "ex" } else { "px" };
     let Expiry::At(at) = parse_expiry(ctx, unit, &args[2], &name)? else { unreachable!() };
-    ctx.write(&args[1], Effect::Assign { value: Blob::from_slice(&args[3]), ttl: Ttl::At(at) });
+    ctx.write(&args[1], Effect::Assign { value: Value::from_bytes(&args[3]), ttl: Ttl::At(at) });
     ctx.out.ok();
     Ok(())
 }
 
 fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let old = ctx_get(ctx, &args[1])?;
-    ctx.write(&args[1], Effect::Assign { value: Blob::from_slice(&args[2]), ttl: Ttl::Clear });
+    let old = ctx.read_string(&args[1])?;
+    ctx.write(&args[1], Effect::Assign { value: Value::from_bytes(&args[2]), ttl: Ttl::Clear });
     reply_opt(ctx, old);
     Ok(())
 }
 
 fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let old = ctx_get(ctx, &args[1])?;
+    let old = ctx.read_string(&args[1])?;
     if old.is_some() {
         ctx.write(&args[1], Effect::Delete);
     }
@@ -193,7 +193,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         i += 1;
     }
-    let v = ctx_get(ctx, &args[1])?;
+    let v = ctx.read_string(&args[1])?;
     if v.is_some() {
         match expiry {
             Expiry::At(at) if at <= ctx.now => ctx.write(&args[1], Effect::Delete),
@@ -212,7 +212,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut values = Vec::with_capacity(args.len() - 1);
     for key in &args[1..] {
         // MGET answers nil for keys of other types.
-        values.push(ctx_get(ctx, key).unwrap_or(None));
+        values.push(ctx.read_string(key).unwrap_or(None));
     }
     ctx.out.array(values.len());
     for v in values {
@@ -231,7 +231,7 @@ fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     for kv in args[1..].chunks(2) {
-        ctx.write(&kv[0], Effect::Assign { value: Blob::from_slice(&kv[1]), ttl: Ttl::Clear });
+        ctx.write(&kv[0], Effect::Assign { value: Value::from_bytes(&kv[1]), ttl: Ttl::Clear });
     }
     if nx {
         ctx.out.int(1);
@@ -257,7 +257,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     v.extend_from_slice(&args[2]);
     let ttl = if existed { Ttl::Keep } else { Ttl::Clear };
     let len = v.len();
-    ctx.write(&args[1], Effect::Assign { value: Blob::from_vec(v), ttl });
+    ctx.write(&args[1], Effect::Assign { value: Value::from_vec(v), ttl });
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -300,7 +300,8 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let start = arg_i64(&args[2])?;
     let end = arg_i64(&args[3])?;
-    let v = ctx_get(ctx, &args[1])?.unwrap_or_default();
+    let v = ctx.read_string(&args[1])?;
+    let v: &[u8] = v.as_deref().unwrap_or_default();
     if start < 0 && end < 0 && start > end {
         ctx.out.bulk(b"");
         return Ok(());
@@ -334,7 +335,7 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     v[offset..offset + value.len()].copy_from_slice(value);
     let len = v.len();
     let ttl = if existed { Ttl::Keep } else { Ttl::Clear };
-    ctx.write(&args[1], Effect::Assign { value: Blob::from_vec(v), ttl });
+    ctx.write(&args[1], Effect::Assign { value: Value::from_vec(v), ttl });
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -374,10 +375,9 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !new.is_finite() {
         return Err(CmdError::msg("increment would produce NaN or Infinity"));
     }
-    ctx.write(&args[1], Effect::Incr { int: 0, float: by.to_f64(), is_float: true, ext: Some(by) });
-    // Reply with what the key now shows (the same text GET returns).
-    let shown =
-        ctx.get_string(&args[1])?.map(Cow::into_owned).unwrap_or_else(|| new.format_human().into_bytes());
+    // As Redis: the key holds the printed result, which the next increment parses again.
+    let shown = new.format_human().into_bytes();
+    ctx.write(&args[1], Effect::IncrFloat { by, value: Blob::from_slice(&shown) });
     ctx.out.bulk(&shown);
     Ok(())
 }
@@ -413,7 +413,7 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         v[byte] &= !mask;
     }
     let ttl = if existed { Ttl::Keep } else { Ttl::Clear };
-    ctx.write(&args[1], Effect::Assign { value: Blob::from_vec(v), ttl });
+    ctx.write(&args[1], Effect::Assign { value: Value::from_vec(v), ttl });
     ctx.out.int(previous);
     Ok(())
 }
@@ -461,7 +461,8 @@ fn bit_range(
 }
 
 fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let v = ctx_get(ctx, &args[1])?.unwrap_or_default();
+    let v = ctx.read_string(&args[1])?;
+    let v: &[u8] = v.as_deref().unwrap_or_default();
     if args.len() == 3 {
         return Err(CmdError::Syntax);
     }
@@ -480,7 +481,7 @@ fn bitpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         1 => true,
         _ => return Err(CmdError::msg("The bit argument must be 1 or 0.")),
     };
-    let v = ctx_get(ctx, &args[1])?;
+    let v = ctx.read_string(&args[1])?;
     let Some(v) = v else {
         ctx.out.int(if bit { -1 } else { 0 });
         return Ok(());
@@ -531,7 +532,7 @@ fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.write(dest, Effect::Delete);
         }
     } else {
-        ctx.write(dest, Effect::Assign { value: Blob::from_vec(result), ttl: Ttl::Clear });
+        ctx.write(dest, Effect::Assign { value: Value::from_vec(result), ttl: Ttl::Clear });
     }
     ctx.out.int(len as i64);
     Ok(())

@@ -153,6 +153,11 @@ impl Delta {
     pub fn float(f: f64) -> Delta {
         Delta { float: f, is_float: true, ..Delta::default() }
     }
+
+    /// A float increment known exactly (INCRBYFLOAT, HINCRBYFLOAT).
+    pub fn extended(by: Extended) -> Delta {
+        Delta { float: by.to_f64(), is_float: true, ext: Some(by), ..Delta::default() }
+    }
 }
 
 /// The numeric value of a counter: integer increments are summed exactly, float increments
@@ -179,28 +184,87 @@ impl Sum {
 
 /// A PN-counter whose increments are dotted, so that a write can remove exactly the increments
 /// it observed.
+///
+/// Increments are kept as one run per replica, in timestamp order (causal delivery brings each
+/// replica's increments in that order). A causal context covers a *prefix* of every run, so a
+/// write removes its observed increments by cutting prefixes, and the causally stable prefix of a
+/// run folds into its first increment. With a running total of the integer parts, an `INCR`, a
+/// read, a `DEL` and a compaction cost the same whatever the number of increments awaiting
+/// stability (amortised: each increment is cut or folded once).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "CounterRepr", into = "CounterRepr")]
 pub struct Counter {
-    #[serde(deserialize_with = "crate::crdt::blob::small_vec")]
-    increments: SmallVec<[Increment; 1]>,
-    /// Running sum of the integer increments, and how many increments are floats: a counter
-    /// that only ever saw INCR reads in O(1), however many increments await compaction.
-    #[serde(default)]
+    /// Sorted by replica.
+    runs: SmallVec<[Run; 1]>,
+    /// Sum of the integer parts of every increment.
     int_total: i64,
-    #[serde(default)]
+    /// How many increments have a float part (then reads sum the floats in dot order).
     floats: u32,
 }
 
+/// One replica's increments, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+struct Run {
+    replica: ReplicaId,
+    incs: SmallVec<[Increment; 1]>,
+}
+
+/// How a counter is written in snapshots and the data directory: the flat list of increments
+/// (the layout of the first releases, kept so that their files and snapshots still read).
+#[derive(Serialize, Deserialize)]
+struct CounterRepr {
+    #[serde(deserialize_with = "crate::crdt::blob::small_vec")]
+    increments: SmallVec<[Increment; 1]>,
+    int_total: i64,
+    floats: u32,
+}
+
+impl From<CounterRepr> for Counter {
+    fn from(r: CounterRepr) -> Counter {
+        Counter::from_increments(r.increments.into_vec())
+    }
+}
+
+impl From<Counter> for CounterRepr {
+    fn from(c: Counter) -> CounterRepr {
+        let (int_total, floats) = (c.int_total, c.floats);
+        CounterRepr { increments: c.runs.into_iter().flat_map(|r| r.incs).collect(), int_total, floats }
+    }
+}
+
 impl Counter {
-    /// Floats are summed in dot order, so that replicas holding the same increments show the
-    /// same value whatever order they received them in.
-    pub fn sum(&self) -> Sum {
-        if self.floats == 0 {
-            return Sum { int: self.int_total, ..Sum::default() };
+    fn from_increments(mut all: Vec<Increment>) -> Counter {
+        all.sort_by_key(|i| (i.dot.replica, i.dot.ts, i.from));
+        let mut c = Counter::default();
+        for i in all {
+            c.count(&i, 1);
+            match c.runs.last_mut() {
+                Some(run) if run.replica == i.dot.replica => run.incs.push(i),
+                _ => c.runs.push(Run { replica: i.dot.replica, incs: smallvec::smallvec![i] }),
+            }
         }
-        let mut s = Sum::default();
-        let mut ordered: SmallVec<[&Increment; 4]> = self.increments.iter().collect();
+        c
+    }
+
+    fn count(&mut self, i: &Increment, sign: i64) {
+        self.int_total = self.int_total.wrapping_add(i.int.wrapping_mul(sign));
+        if i.is_float {
+            self.floats = (self.floats as i64 + sign) as u32;
+        }
+    }
+
+    /// The value, without the increment of dot `skip` (the winning write's own increment, see
+    /// [`Cell::sum`]). Floats are summed in dot order, so that replicas holding the same
+    /// increments show the same value whatever order they received them in.
+    pub fn sum_without(&self, skip: Option<Dot>) -> Sum {
+        if self.floats == 0 {
+            let skipped = skip.and_then(|d| self.get(d)).map(|i| i.int).unwrap_or(0);
+            return Sum { int: self.int_total.wrapping_sub(skipped), ..Sum::default() };
+        }
+        let mut ordered: Vec<&Increment> =
+            self.runs.iter().flat_map(|r| r.incs.iter()).filter(|i| Some(i.dot) != skip).collect();
         ordered.sort_by_key(|i| (i.dot, i.from));
+        let mut s = Sum::default();
         for i in ordered {
             s.int = s.int.wrapping_add(i.int);
             s.float += i.float;
@@ -210,83 +274,119 @@ impl Counter {
         s
     }
 
+    pub fn sum(&self) -> Sum {
+        self.sum_without(None)
+    }
+
+    fn get(&self, dot: Dot) -> Option<&Increment> {
+        let run = self.runs.iter().find(|r| r.replica == dot.replica)?;
+        run.incs.iter().rev().find(|i| i.dot == dot)
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.increments.is_empty()
+        self.runs.is_empty()
+    }
+
+    /// Whether the only increment left is the one of `dot`.
+    pub fn only(&self, dot: Dot) -> bool {
+        self.runs.len() == 1 && self.runs[0].incs.len() == 1 && self.runs[0].incs[0].dot == dot
     }
 
     pub fn max_dot(&self) -> Option<Dot> {
-        self.increments.iter().map(|i| i.dot).max()
+        self.runs.iter().filter_map(|r| r.incs.last()).map(|i| i.dot).max()
     }
 
-    pub fn increments(&self) -> &[Increment] {
-        &self.increments
+    /// Every increment, by replica then time.
+    pub fn increments(&self) -> impl Iterator<Item = &Increment> {
+        self.runs.iter().flat_map(|r| r.incs.iter())
     }
 
-    pub fn add(&mut self, dot: Dot, delta: Delta, stable: &VersionVector) {
+    /// Adds an increment; `keep` is not folded into a run (see [`Counter::compact`]).
+    pub fn add(&mut self, dot: Dot, delta: Delta, stable: &VersionVector, keep: Option<Dot>) {
         let Delta { int, float, is_float, ext } = delta;
         let ext = ext.unwrap_or_else(|| Extended::from_f64(float));
-        self.int_total = self.int_total.wrapping_add(int);
-        self.floats += is_float as u32;
-        self.increments.push(Increment { dot, from: dot.ts, int, float, is_float, ext });
-        self.compact(stable);
+        let inc = Increment { dot, from: dot.ts, int, float, is_float, ext };
+        self.count(&inc, 1);
+        let at = match self.runs.binary_search_by_key(&dot.replica, |r| r.replica) {
+            Ok(at) => at,
+            Err(at) => {
+                self.runs.insert(at, Run { replica: dot.replica, incs: SmallVec::new() });
+                at
+            }
+        };
+        let incs = &mut self.runs[at].incs;
+        // Causal delivery brings a replica's increments in order; keep the order regardless.
+        let pos = incs.iter().rposition(|i| i.dot.ts < dot.ts).map_or(0, |p| p + 1);
+        incs.insert(pos, inc);
+        self.compact_run(at, stable, keep);
     }
 
+    /// Removes the increments `ctx` covers (a prefix of each run).
     pub fn remove_covered(&mut self, ctx: &VersionVector) -> bool {
-        let before = self.increments.len();
-        self.increments.retain(|i| !ctx.covers(i.dot));
-        let changed = self.increments.len() != before;
-        if changed {
-            self.recount();
+        let mut changed = false;
+        let mut i = 0;
+        while i < self.runs.len() {
+            let seen = ctx.get(self.runs[i].replica);
+            let cut = self.runs[i].incs.iter().take_while(|inc| inc.dot.ts <= seen).count();
+            if cut > 0 {
+                changed = true;
+                let removed: SmallVec<[Increment; 4]> = self.runs[i].incs.drain(..cut).collect();
+                for inc in &removed {
+                    self.count(inc, -1);
+                }
+            }
+            if self.runs[i].incs.is_empty() {
+                self.runs.remove(i);
+            } else {
+                i += 1;
+            }
         }
         changed
     }
 
-    fn recount(&mut self) {
-        self.int_total = self.increments.iter().fold(0i64, |a, i| a.wrapping_add(i.int));
-        self.floats = self.increments.iter().filter(|i| i.is_float).count() as u32;
+    /// Folds the causally stable increments of each replica into one. No operation delivered in
+    /// the future can observe a stable increment without observing all earlier ones of its
+    /// replica, so the run can never be split again. `keep` is left on its own (the winning
+    /// write's own increment, which reads leave out).
+    pub fn compact(&mut self, stable: &VersionVector, keep: Option<Dot>) {
+        for at in 0..self.runs.len() {
+            self.compact_run(at, stable, keep);
+        }
     }
 
-    /// Merges the causally stable increments of each replica into one. No operation delivered in
-    /// the future can observe a stable increment without observing all earlier ones of its
-    /// replica, so the run can never be split again.
-    pub fn compact(&mut self, stable: &VersionVector) {
-        // Increments arrive roughly oldest first: if the oldest are not stable, nothing is.
-        if self.increments.len() < 2 || !self.increments.iter().take(2).any(|i| stable.covers(i.dot)) {
+    fn compact_run(&mut self, at: usize, stable: &VersionVector, keep: Option<Dot>) {
+        let run = &mut self.runs[at];
+        let upto = stable.get(run.replica);
+        // Runs are short once compacted: only the front can be stable.
+        if run.incs.len() < 2 || run.incs[1].dot.ts > upto {
             return;
         }
-        let mut i = 0;
-        while i < self.increments.len() {
-            if stable.covers(self.increments[i].dot) {
-                let replica: ReplicaId = self.increments[i].dot.replica;
-                let mut j = i + 1;
-                while j < self.increments.len() {
-                    let other = &self.increments[j];
-                    if other.dot.replica == replica && stable.covers(other.dot) {
-                        let other = self.increments.remove(j);
-                        let into = &mut self.increments[i];
-                        into.int = into.int.wrapping_add(other.int);
-                        into.float += other.float;
-                        into.ext = into.ext + other.ext;
-                        into.is_float |= other.is_float;
-                        into.from = into.from.min(other.from);
-                        into.dot = into.dot.max(other.dot);
-                    } else {
-                        j += 1;
-                    }
-                }
-            }
-            i += 1;
+        let n = run.incs.iter().take_while(|i| i.dot.ts <= upto && Some(i.dot) != keep).count();
+        if n < 2 {
+            return;
         }
-        self.recount();
+        let floats_before = run.incs[..n].iter().filter(|i| i.is_float).count() as u32;
+        let mut folded = run.incs[0].clone();
+        for other in run.incs.drain(1..n) {
+            folded.int = folded.int.wrapping_add(other.int);
+            folded.float += other.float;
+            folded.ext = folded.ext + other.ext;
+            folded.is_float |= other.is_float;
+            folded.from = folded.from.min(other.from);
+            folded.dot = folded.dot.max(other.dot);
+        }
+        let floats_after = folded.is_float as u32;
+        run.incs[0] = folded;
+        self.floats = self.floats - floats_before + floats_after;
     }
 
     /// State-based join; compacted runs on one side subsume the increments they contain.
     pub fn join(&mut self, other: &Counter, my_ctx: &VersionVector, other_ctx: &VersionVector) {
         let mut all: Vec<(Increment, bool, bool)> = Vec::new(); // (increment, mine, theirs)
-        for i in &self.increments {
+        for i in self.increments() {
             all.push((i.clone(), true, false));
         }
-        for o in &other.increments {
+        for o in other.increments() {
             match all.iter_mut().find(|(i, _, _)| i.dot == o.dot && i.from == o.from) {
                 Some(entry) => entry.2 = true,
                 None => all.push((o.clone(), false, true)),
@@ -309,11 +409,8 @@ impl Counter {
                 !seen_by_other || other_side_has_part
             })
             .collect();
-        let mut merged: SmallVec<[Increment; 1]> =
-            all.into_iter().zip(keep).filter(|(_, k)| *k).map(|((i, _, _), _)| i).collect();
-        merged.sort_by_key(|i| (i.dot, i.from));
-        self.increments = merged;
-        self.recount();
+        let merged = all.into_iter().zip(keep).filter(|(_, k)| *k).map(|((i, _, _), _)| i).collect();
+        *self = Counter::from_increments(merged);
     }
 }
 
@@ -348,7 +445,25 @@ impl<V: Clone + PartialEq> Cell<V> {
     }
 
     pub fn increment(&mut self, dot: Dot, delta: Delta, stable: &VersionVector) {
-        self.counter.get_or_insert_with(Default::default).add(dot, delta, stable);
+        let keep = self.reg.winner().map(|w| w.dot);
+        self.counter.get_or_insert_with(Default::default).add(dot, delta, stable, keep);
+    }
+
+    /// `INCRBYFLOAT`, `HINCRBYFLOAT`: the replica that ran it computed the new value as Redis
+    /// does (`value`, which it shows); the write replaces what it observed with that value, and
+    /// its increment stays in the counter for the replicas whose state did not include what it
+    /// observed. A read leaves the winning write's own increment out (it is in its value), so
+    /// one replica shows Redis's digits exactly, and concurrent increments still add up.
+    pub fn assign_increment(
+        &mut self,
+        dot: Dot,
+        value: V,
+        delta: Delta,
+        ctx: &VersionVector,
+        stable: &VersionVector,
+    ) {
+        self.assign(dot, value, ctx);
+        self.increment(dot, delta, stable);
     }
 
     pub fn remove_covered(&mut self, ctx: &VersionVector) -> bool {
@@ -368,8 +483,19 @@ impl<V: Clone + PartialEq> Cell<V> {
         changed
     }
 
+    /// What the increments add to the winning write's value: every increment but the winning
+    /// write's own (see [`Cell::assign_increment`]).
     pub fn sum(&self) -> Sum {
-        self.counter.as_ref().map(|c| c.sum()).unwrap_or_default()
+        self.counter.as_ref().map(|c| c.sum_without(self.reg.winner().map(|w| w.dot))).unwrap_or_default()
+    }
+
+    /// Whether increments change what the winning write shows.
+    pub fn has_increments(&self) -> bool {
+        match (&self.counter, self.reg.winner()) {
+            (None, _) => false,
+            (Some(c), Some(w)) => !c.only(w.dot),
+            (Some(_), None) => true,
+        }
     }
 
     pub fn join_with(
@@ -391,7 +517,7 @@ impl<V: Clone + PartialEq> Cell<V> {
 
     pub fn compact(&mut self, stable: &VersionVector) {
         if let Some(c) = self.counter.as_mut() {
-            c.compact(stable);
+            c.compact(stable, self.reg.winner().map(|w| w.dot));
         }
     }
 }
@@ -435,18 +561,18 @@ mod tests {
     fn stable_increments_compact_into_one_run() {
         let mut c = Counter::default();
         let none = vv(&[]);
-        c.add(dot(1, 1), Delta::int(1), &none);
-        c.add(dot(1, 2), Delta::int(2), &none);
-        c.add(dot(1, 3), Delta::int(3), &none);
-        assert_eq!(c.increments().len(), 3);
-        c.compact(&vv(&[(1, 2)]));
-        assert_eq!(c.increments().len(), 2);
+        c.add(dot(1, 1), Delta::int(1), &none, None);
+        c.add(dot(1, 2), Delta::int(2), &none, None);
+        c.add(dot(1, 3), Delta::int(3), &none, None);
+        assert_eq!(c.increments().count(), 3);
+        c.compact(&vv(&[(1, 2)]), None);
+        assert_eq!(c.increments().count(), 2);
         assert_eq!(c.sum().int, 6);
         // a state that did not compact joins with one that did without double counting
         let mut uncompacted = Counter::default();
-        uncompacted.add(dot(1, 1), Delta::int(1), &none);
-        uncompacted.add(dot(1, 2), Delta::int(2), &none);
-        uncompacted.add(dot(1, 3), Delta::int(3), &none);
+        uncompacted.add(dot(1, 1), Delta::int(1), &none, None);
+        uncompacted.add(dot(1, 2), Delta::int(2), &none, None);
+        uncompacted.add(dot(1, 3), Delta::int(3), &none, None);
         let ctx = vv(&[(1, 3)]);
         let mut j = uncompacted.clone();
         j.join(&c, &ctx, &ctx);
@@ -454,5 +580,75 @@ mod tests {
         let mut k = c.clone();
         k.join(&uncompacted, &ctx, &ctx);
         assert_eq!(k.sum().int, 6);
+    }
+
+    /// The counter's observable behaviour against the plain model it replaced: a flat list of
+    /// dotted increments, a write removing those its context covers, a read summing the rest.
+    mod against_the_flat_model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            /// An increment by replica `r` (1..=3) of `n`.
+            Add(u64, i64),
+            /// A write that observed, of each replica, this share of its increments so far.
+            Remove([u8; 3]),
+            /// Everything up to this share of each replica's increments became stable.
+            Stabilise([u8; 3]),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                4 => (1u64..=3, -5i64..10).prop_map(|(r, n)| Step::Add(r, n)),
+                1 => any::<[u8; 3]>().prop_map(Step::Remove),
+                1 => any::<[u8; 3]>().prop_map(Step::Stabilise),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn sums_match(steps in proptest::collection::vec(step(), 1..120)) {
+                let mut c = Counter::default();
+                let mut model: Vec<(Dot, i64)> = Vec::new();
+                let mut clock = [0u64; 4];
+                let mut stable = VersionVector::new();
+                for s in steps {
+                    match s {
+                        Step::Add(r, n) => {
+                            clock[r as usize] += 1;
+                            let d = dot(r, clock[r as usize]);
+                            c.add(d, Delta::int(n), &stable, None);
+                            model.push((d, n));
+                        }
+                        Step::Remove(share) | Step::Stabilise(share) => {
+                            // Contexts never go below what is stable: a later write has seen it.
+                            let mut ctx = VersionVector::new();
+                            for r in 1..=3u64 {
+                                let upto = clock[r as usize] * share[r as usize - 1] as u64 / 255;
+                                let upto = upto.max(stable.get(r).0);
+                                if upto > 0 {
+                                    ctx.set(r, Timestamp(upto));
+                                }
+                            }
+                            if matches!(s, Step::Remove(_)) {
+                                c.remove_covered(&ctx);
+                                model.retain(|(d, _)| !ctx.covers(*d));
+                            } else {
+                                stable = ctx;
+                                c.compact(&stable, None);
+                            }
+                        }
+                    }
+                    let expected: i64 = model.iter().map(|(_, n)| n).sum();
+                    prop_assert_eq!(c.sum().int, expected);
+                    prop_assert_eq!(c.is_empty(), model.is_empty());
+                    // What is written to disk and to peers reads back the same.
+                    let bytes = bincode::serialize(&c).unwrap();
+                    let back: Counter = bincode::deserialize(&bytes).unwrap();
+                    prop_assert_eq!(back.sum().int, expected);
+                }
+            }
+        }
     }
 }

@@ -32,6 +32,13 @@ impl Timestamp {
     }
 }
 
+/// `millis.logical`, as logs and error messages show a timestamp.
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.millis(), self.logical())
+    }
+}
+
 /// The clock of one replica. `offset_ms` skews the wall clock it reads (used by fault tests to
 /// simulate a host whose clock is wrong).
 #[derive(Debug, Clone, Default)]

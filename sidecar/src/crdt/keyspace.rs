@@ -6,6 +6,7 @@
 //! "the write with the greater (HLC, replica id) decides the type").
 
 use serde::{Deserialize, Serialize};
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
@@ -20,7 +21,7 @@ use super::list::ListPart;
 use super::number::{format_float_value, parse_f64, parse_i64};
 use super::op::{Effect, Ttl};
 use super::stream::{GroupPosition, StreamPart};
-use super::Blob;
+use super::{Blob, Value};
 
 pub type Hasher = ahash::RandomState;
 pub type Map<V> = IndexMap<Blob, V, Hasher>;
@@ -56,7 +57,7 @@ impl Kind {
 /// `EXPIRE` it did not observe does not apply (the write set "no TTL", and no TTL is the longest).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StrValue {
-    pub bytes: Blob,
+    pub bytes: Value,
     pub clears_ttl: bool,
 }
 
@@ -576,6 +577,19 @@ impl Entry {
                 self.remove_covered(dot, ctx);
                 self.remove_covered_expiry(ctx);
             }
+            Effect::IncrFloat { by, value } => {
+                self.remove_covered(dot, ctx);
+                if let Part::Str(c) = self.part_mut(Kind::String) {
+                    let value = StrValue { bytes: Value::from_slice(value.as_slice()), clears_ttl: false };
+                    c.assign_increment(dot, value, Delta::extended(*by), ctx, stable);
+                }
+            }
+            Effect::HashIncrFloat { field, by, value } => {
+                if let Part::Hash(h) = self.part_mut(Kind::Hash) {
+                    let cell = h.fields.entry(field.clone()).or_default();
+                    cell.assign_increment(dot, value.clone(), Delta::extended(*by), ctx, stable);
+                }
+            }
             Effect::Expire { deadline } => {
                 self.expiry.get_or_insert_with(Default::default).assign(dot, *deadline, ctx);
                 if let Some(Part::Str(c)) = self.parts.iter_mut().find(|p| p.kind() == Kind::String) {
@@ -802,19 +816,28 @@ impl Entry {
 }
 
 /// The bytes a string key shows: its winning write, plus any increments no write observed.
+/// The bytes of a large string value, shared (None when the value is short or counters add to
+/// it): a reply can be written from them without a copy.
+pub fn string_shared(cell: &Cell<StrValue>) -> Option<bytes::Bytes> {
+    if cell.counter.is_some() {
+        return None;
+    }
+    cell.reg.value().and_then(|v| v.bytes.shared())
+}
+
 pub fn string_value(cell: &Cell<StrValue>) -> Cow<'_, [u8]> {
     let base: &[u8] = cell.reg.value().map(|v| v.bytes.as_slice()).unwrap_or(b"");
-    with_increments(base, cell.counter.is_some(), cell.sum())
+    with_increments(base, cell.has_increments(), cell.sum())
 }
 
 /// The bytes a hash field shows.
 pub fn cell_string(cell: &Cell<Blob>) -> Cow<'_, [u8]> {
     let base: &[u8] = cell.reg.value().map(|v| v.as_slice()).unwrap_or(b"");
-    with_increments(base, cell.counter.is_some(), cell.sum())
+    with_increments(base, cell.has_increments(), cell.sum())
 }
 
-fn with_increments(base: &[u8], has_counter: bool, sum: Sum) -> Cow<'_, [u8]> {
-    if !has_counter {
+fn with_increments(base: &[u8], has_increments: bool, sum: Sum) -> Cow<'_, [u8]> {
+    if !has_increments {
         return Cow::Borrowed(base);
     }
     let base = if base.is_empty() { b"0".as_slice() } else { base };
@@ -947,6 +970,48 @@ impl Keyspace {
         } else if self.expiring.contains(key) {
             self.expiring.swap_remove(key);
         }
+    }
+
+    /// Moves the bulky contents of `key` out of the keyspace, for a local delete about to remove
+    /// the key: a delete issued on this replica observes everything the replica holds, so it would
+    /// remove all of it anyway, and the caller can free what comes back elsewhere (lazy free, as
+    /// Redis's `UNLINK`) instead of on the command path. Moves collections of more than
+    /// `threshold` elements and references to large string values; empty when nothing is worth
+    /// moving. The delete must follow at once.
+    pub fn detach_contents(&mut self, key: &[u8], threshold: usize) -> Vec<Box<dyn Any + Send>> {
+        let mut detached: Vec<Box<dyn Any + Send>> = Vec::new();
+        let Some(entry) = self.entries.get_mut(key) else { return detached };
+        let was_visible = entry.is_visible();
+        for part in entry.parts.iter_mut() {
+            match part {
+                Part::Str(c) => {
+                    for w in c.reg.writes() {
+                        if let Value::Large(b) = &w.value.bytes {
+                            // The delete drops the keyspace's reference; this one frees the bytes.
+                            detached.push(Box::new(b.clone()));
+                        }
+                    }
+                }
+                Part::Hash(h) if h.fields.len() > threshold => {
+                    detached.push(Box::new(std::mem::take(&mut **h)))
+                }
+                Part::Set(s) if s.members.len() > threshold => {
+                    detached.push(Box::new(std::mem::take(&mut **s)))
+                }
+                Part::ZSet(z) if z.members.len() > threshold => {
+                    detached.push(Box::new(std::mem::take(&mut **z)))
+                }
+                Part::List(l) if l.len() > threshold => detached.push(Box::new(std::mem::take(&mut **l))),
+                Part::Stream(st) if st.entries.len() > threshold => {
+                    detached.push(Box::new(std::mem::take(&mut st.entries)))
+                }
+                _ => {}
+            }
+        }
+        if was_visible && !entry.is_visible() {
+            self.hidden += 1;
+        }
+        detached
     }
 
     /// Removes everything `ctx` covers from every key.

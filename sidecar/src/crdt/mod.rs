@@ -25,7 +25,7 @@ pub mod stream;
 
 pub mod blob;
 
-pub use blob::Blob;
+pub use blob::{Blob, Value};
 
 pub use clock::{Clock, Timestamp};
 pub use dot::{Dot, ReplicaId, VersionVector};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::extended::Extended;
 use super::list::Position;
 use super::stream::StreamId;
-use super::Blob;
+use super::{Blob, Value};
 
 /// How a string write treats the key's time to live.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,7 +27,7 @@ pub enum Ttl {
 pub enum Effect {
     /// The `SET` family: the key becomes this string; everything observed of it goes.
     Assign {
-        value: Blob,
+        value: Value,
         ttl: Ttl,
     },
     /// `INCR`/`INCRBY`/`DECR`/`DECRBY`/`INCRBYFLOAT`.
@@ -124,6 +124,19 @@ pub enum Effect {
     GroupAck {
         group: Blob,
         ids: Vec<StreamId>,
+    },
+    /// `INCRBYFLOAT`: the key becomes `value`, the writer's result printed as Redis prints it
+    /// (so one replica shows Redis's digits), and `by` still adds up with the increments the
+    /// writer did not observe (see `Cell::assign_increment`). The TTL stays.
+    IncrFloat {
+        by: Extended,
+        value: Blob,
+    },
+    /// `HINCRBYFLOAT`: the same for one field of a hash.
+    HashIncrFloat {
+        field: Blob,
+        by: Extended,
+        value: Blob,
     },
 }
 

@@ -9,7 +9,9 @@
 //!
 //! The design is written down in `docs/design.md`.
 
+pub mod client;
 pub mod log;
+pub mod membership;
 pub mod peer;
 pub mod tls;
 pub mod wire;
@@ -24,7 +26,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::crdt::{Dot, ReplicaId, VersionVector};
@@ -84,6 +86,13 @@ impl ControlRx {
     }
 }
 
+/// Bytes sent and received on mesh connections since start (INFO, metrics).
+#[derive(Default)]
+pub struct Traffic {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+}
+
 /// What a peer connection does with control messages (Pub/Sub, stop).
 pub struct PeerHandle {
     pub id: ReplicaId,
@@ -131,8 +140,7 @@ pub struct Mesh {
     pub peer_timeout: Duration,
     pub started: Instant,
     pub next_conn: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
+    pub traffic: Traffic,
     pub updates_sent: AtomicU64,
     pub snapshots_sent: AtomicU64,
     /// Pub/Sub messages dropped for peers whose control queue was full.
@@ -142,6 +150,20 @@ pub struct Mesh {
     pub members_known: AtomicBool,
     pub peer_exchange: bool,
     pub stopped: AtomicBool,
+    /// What members derive from the database name and the mesh secret to prove membership.
+    pub membership: membership::MembershipKey,
+    /// Members refused for claiming history of this replica that it does not hold, or for
+    /// sending writes under this replica's id (see [`Mesh::quarantine`]).
+    quarantine: Mutex<HashMap<ReplicaId, Quarantined>>,
+    /// Handshakes this replica refused, by reason (`syncmesh_mesh_handshakes_refused_total`).
+    pub handshakes_refused: prometheus::IntCounterVec,
+}
+
+/// Why and since when a member is quarantined.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub reason: String,
+    pub since_unix: u64,
 }
 
 impl Mesh {
@@ -177,6 +199,17 @@ impl Mesh {
             }
             return Ok(None);
         }
+        if tls.is_none() {
+            let bind = mesh_bind(config);
+            if !is_loopback(&bind) && config.mesh_secret.is_none() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "--mesh-insecure on {bind}, which is not a loopback address, needs a shared secret: set --mesh-secret (or SYNCMESH_MESH_SECRET) to the same value on every replica, or use TLS (--tls-ca, --tls-cert, --tls-key)"
+                    ),
+                ));
+            }
+        }
         let mut known = BTreeSet::new();
         for p in &config.peers {
             known.insert(p.clone());
@@ -202,8 +235,7 @@ impl Mesh {
             peer_timeout: Duration::from_millis(config.peer_timeout_ms.max(1)),
             started: Instant::now(),
             next_conn: AtomicU64::new(1),
-            bytes_sent: AtomicU64::new(0),
-            bytes_received: AtomicU64::new(0),
+            traffic: Traffic::default(),
             updates_sent: AtomicU64::new(0),
             snapshots_sent: AtomicU64::new(0),
             control_dropped: AtomicU64::new(0),
@@ -211,6 +243,16 @@ impl Mesh {
             members_known: AtomicBool::new(false),
             peer_exchange: config.peer_exchange,
             stopped: AtomicBool::new(false),
+            membership: membership::MembershipKey::new(&config.database, config.mesh_secret.as_deref()),
+            quarantine: Mutex::new(HashMap::new()),
+            handshakes_refused: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "syncmesh_mesh_handshakes_refused_total",
+                    "Mesh connections this replica refused at the handshake, by reason (membership, protocol, database, own_history, quarantined)",
+                ),
+                &["reason"],
+            )
+            .expect("metric"),
         }))
     }
 
@@ -356,6 +398,66 @@ impl Mesh {
     }
 }
 
+impl Mesh {
+    /// Refuses a member from now on (until [`Mesh::release`] or a restart): it claimed writes of
+    /// this replica that this replica does not hold, or sent writes under this replica's id.
+    pub fn quarantine(&self, id: ReplicaId, reason: &str) {
+        {
+            let mut q = self.quarantine.lock();
+            if q.contains_key(&id) {
+                return;
+            }
+            q.insert(
+                id,
+                Quarantined { reason: reason.to_string(), since_unix: crate::server::unix_ms() / 1000 },
+            );
+        }
+        error!(
+            member = format!("{id:016x}"),
+            reason,
+            "mesh member quarantined: its connections are refused. If this replica's data directory was restored from an older copy, set it aside (syncmesh-replica check-data DIR --set-aside, docs/durability.md); otherwise the member is faulty or hostile"
+        );
+    }
+
+    pub fn quarantined(&self, id: ReplicaId) -> Option<String> {
+        self.quarantine.lock().get(&id).map(|q| q.reason.clone())
+    }
+
+    pub fn quarantined_count(&self) -> usize {
+        self.quarantine.lock().len()
+    }
+
+    /// Lets quarantined members connect again (all of them with None); returns how many.
+    pub fn release(&self, id: Option<ReplicaId>) -> usize {
+        let mut q = self.quarantine.lock();
+        match id {
+            None => std::mem::take(&mut *q).len(),
+            Some(id) => q.remove(&id).is_some() as usize,
+        }
+    }
+
+    pub fn count_refusal(&self, kind: &'static str) {
+        self.handshakes_refused.with_label_values(&[kind]).inc();
+    }
+}
+
+/// The address the mesh listens on: `--mesh-bind`, else all interfaces with TLS and loopback
+/// without (`--mesh-insecure`).
+pub fn mesh_bind(config: &Config) -> String {
+    match &config.mesh_bind {
+        Some(b) => b.clone(),
+        None if config.mesh_insecure && config.tls_ca.is_none() => "127.0.0.1".into(),
+        None => "0.0.0.0".into(),
+    }
+}
+
+/// Whether an address (as given to a bind flag) only accepts connections from this host.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// One member as SYNCMESH.PEERS, INFO and /status show it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PeerStatus {
@@ -367,14 +469,19 @@ pub struct PeerStatus {
     /// Age of the oldest of those entries.
     pub time_lag_ms: u64,
     pub connected_secs: Option<u64>,
+    /// Why a quarantined member is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Mesh {
     pub fn status(&self, store: &crate::server::store::Store, now_ms: u64) -> Vec<PeerStatus> {
         let peers = self.peers.lock();
         let members = self.members.lock();
+        let quarantine = self.quarantine.lock();
         let mut out: Vec<PeerStatus> = members
             .iter()
+            .filter(|(id, _)| !quarantine.contains_key(id))
             .map(|(id, m)| {
                 let (ops_lag, oldest) = store.log.lag(&m.ack);
                 let p = peers.get(id);
@@ -385,9 +492,21 @@ impl Mesh {
                     ops_lag,
                     time_lag_ms: oldest.map(|ms| now_ms.saturating_sub(ms)).unwrap_or(0),
                     connected_secs: p.map(|p| p.connected_at.elapsed().as_secs()),
+                    reason: None,
                 }
             })
             .collect();
+        for (id, q) in quarantine.iter() {
+            out.push(PeerStatus {
+                id: format!("{id:016x}"),
+                state: "quarantined",
+                addr: None,
+                ops_lag: 0,
+                time_lag_ms: 0,
+                connected_secs: None,
+                reason: Some(format!("{} (since unix {})", q.reason, q.since_unix)),
+            });
+        }
         for id in self.retired.lock().iter() {
             out.push(PeerStatus {
                 id: format!("{id:016x}"),
@@ -396,6 +515,7 @@ impl Mesh {
                 ops_lag: 0,
                 time_lag_ms: 0,
                 connected_secs: None,
+                reason: None,
             });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -406,7 +526,7 @@ impl Mesh {
 /// Starts the mesh: listener, dialer, stability and retirement.
 pub async fn start(server: Arc<Server>, config: &Config) -> std::io::Result<()> {
     let Some(mesh) = server.mesh.as_ref() else { return Ok(()) };
-    let host = &config.mesh_bind;
+    let host = &mesh_bind(config);
     let addr = if host.contains(':') {
         format!("[{host}]:{}", config.mesh_port)
     } else {
@@ -430,11 +550,12 @@ pub async fn start(server: Arc<Server>, config: &Config) -> std::io::Result<()> 
 
 async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
     let mut shutdown = server.shutdown.subscribe();
+    let mut backoff = crate::server::AcceptBackoff::new("mesh");
     loop {
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => { warn!(error = %e, "mesh accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+                Ok(x) => { backoff.reset(); x }
+                Err(e) => { backoff.pause(&e).await; continue; }
             },
             _ = shutdown.changed() => return,
         };

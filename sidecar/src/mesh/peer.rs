@@ -12,8 +12,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tracing::{debug, info, warn};
 
+use super::membership::{FirstFrame, Greeting, MembershipKey, Side};
 use super::wire::{self, Decoder, Encoder, Hello, Message};
-use super::PeerHandle;
+use super::{PeerHandle, Traffic};
 use crate::crdt::replica::Update;
 use crate::crdt::{ReplicaId, VersionVector};
 use crate::server::Server;
@@ -28,17 +29,23 @@ const BATCH: usize = 512;
 /// Snapshot chunk size.
 const SNAPSHOT_CHUNK: usize = 8 * 1024 * 1024;
 
-/// Reads one message. With `idle`, fails with `TimedOut` when no byte arrives for that long
-/// (a large message on a slow link is fine as long as it keeps moving).
-async fn read_message(
+/// Frames larger than this are refused before the other side has proven membership.
+const UNPROVEN_FRAME_LIMIT: usize = 4096;
+/// The membership proof and the `Hello` exchange must be over within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads one frame's body (at most `limit` bytes). With `idle`, fails with `TimedOut` when no
+/// byte arrives for that long (a large message on a slow link is fine as long as it keeps moving).
+async fn read_frame(
     rd: &mut ReadHalf<Box<dyn Io>>,
     buf: &mut BytesMut,
-    mesh: &super::Mesh,
+    traffic: &Traffic,
     idle: Option<Duration>,
-) -> std::io::Result<Option<Message>> {
+    limit: usize,
+) -> std::io::Result<Option<BytesMut>> {
     loop {
-        match wire::decode(buf) {
-            Ok(Some(m)) => return Ok(Some(m)),
+        match wire::take_frame(buf, limit) {
+            Ok(Some(body)) => return Ok(Some(body)),
             Ok(None) => {}
             Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
         }
@@ -57,22 +64,130 @@ async fn read_message(
         if n == 0 {
             return Ok(None);
         }
-        mesh.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+        traffic.received.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
-async fn send(wr: &mut WriteHalf<Box<dyn Io>>, msg: &Message, mesh: &super::Mesh) -> std::io::Result<()> {
+/// Reads one message (see [`read_frame`]).
+pub(super) async fn read_message(
+    rd: &mut ReadHalf<Box<dyn Io>>,
+    buf: &mut BytesMut,
+    traffic: &Traffic,
+    idle: Option<Duration>,
+    limit: usize,
+) -> std::io::Result<Option<Message>> {
+    match read_frame(rd, buf, traffic, idle, limit).await? {
+        None => Ok(None),
+        Some(body) => wire::decode_body(&body)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+    }
+}
+
+pub(super) async fn send(
+    wr: &mut WriteHalf<Box<dyn Io>>,
+    msg: &Message,
+    traffic: &Traffic,
+) -> std::io::Result<()> {
     let mut buf = BytesMut::new();
     wire::encode(msg, &mut buf);
-    mesh.bytes_sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
+    traffic.sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
     wr.write_all(&buf).await
 }
 
-/// Runs a connection to the end. `dialed` is the address we dialled (None: they dialled us).
-/// Returns true if the handshake succeeded.
-pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, dialed: Option<String>) -> bool {
+/// Why a connection ended before or at the handshake.
+#[derive(Debug)]
+pub enum Handshake {
+    /// This side refused the other; the reason was sent to it. `kind` labels the metric.
+    Refused { kind: &'static str, reason: String },
+    /// The other side refused us.
+    RefusedBy(String),
+    /// Not a SyncMesh peer, or it went away.
+    Failed(String),
+}
+
+impl From<std::io::Error> for Handshake {
+    fn from(e: std::io::Error) -> Handshake {
+        Handshake::Failed(e.to_string())
+    }
+}
+
+async fn refuse(
+    wr: &mut WriteHalf<Box<dyn Io>>,
+    traffic: &Traffic,
+    kind: &'static str,
+    reason: String,
+) -> Handshake {
+    let _ = send(wr, &Message::Refused(reason.clone()), traffic).await;
+    Handshake::Refused { kind, reason }
+}
+
+/// The membership proof (`membership.rs`): a greeting each way, then a proof each way. Nothing
+/// else is sent before the other side's proof checked out.
+pub(super) async fn prove_membership(
+    rd: &mut ReadHalf<Box<dyn Io>>,
+    wr: &mut WriteHalf<Box<dyn Io>>,
+    buf: &mut BytesMut,
+    traffic: &Traffic,
+    key: &MembershipKey,
+    side: Side,
+) -> Result<(), Handshake> {
+    let mine = Greeting::new(wire::PROTOCOL_VERSION);
+    let mut out = BytesMut::new();
+    wire::encode_raw(&mine.encode(), &mut out);
+    traffic.sent.fetch_add(out.len() as u64, Ordering::Relaxed);
+    wr.write_all(&out).await?;
+    let Some(first) = read_frame(rd, buf, traffic, None, UNPROVEN_FRAME_LIMIT).await? else {
+        return Err(Handshake::Failed("closed before its greeting".into()));
+    };
+    let theirs = match Greeting::decode(&first) {
+        FirstFrame::Greeting(g) if g.protocol == wire::PROTOCOL_VERSION => g,
+        FirstFrame::Greeting(g) => {
+            let why = format!(
+                "mesh protocol {} is not supported: this replica speaks protocol {}; run one release of syncmesh-replica across the mesh, or the release just before it",
+                g.protocol,
+                wire::PROTOCOL_VERSION
+            );
+            return Err(refuse(wr, traffic, "protocol", why).await);
+        }
+        FirstFrame::LegacyHello => {
+            let why = format!(
+                "mesh protocol 1 (a release without the membership proof) is not supported: this replica speaks protocol {}; upgrade the replica that sent it",
+                wire::PROTOCOL_VERSION
+            );
+            return Err(refuse(wr, traffic, "protocol", why).await);
+        }
+        FirstFrame::NotSyncMesh => return Err(Handshake::Failed("not a SyncMesh peer".into())),
+    };
+    let proof = key.prove(side, &theirs.nonce, &mine.nonce);
+    send(wr, &Message::Proof(proof), traffic).await?;
+    match read_message(rd, buf, traffic, None, UNPROVEN_FRAME_LIMIT).await? {
+        Some(Message::Proof(p)) if key.verify(side.other(), &mine.nonce, &theirs.nonce, &p) => {
+            Ok(())
+        }
+        Some(Message::Proof(_)) => Err(refuse(
+            wr,
+            traffic,
+            "membership",
+            "membership proof failed: the replicas belong to different databases (--database) or have different mesh secrets (--mesh-secret)".into(),
+        )
+        .await),
+        Some(Message::Refused(why)) => Err(Handshake::RefusedBy(why)),
+        Some(_) => Err(Handshake::Failed("sent something other than its membership proof".into())),
+        None => Err(Handshake::Failed("closed during the membership proof".into())),
+    }
+}
+
+/// Proves membership both ways, then exchanges `Hello`s; returns the other's `Hello`.
+async fn handshake(
+    server: &Arc<Server>,
+    rd: &mut ReadHalf<Box<dyn Io>>,
+    wr: &mut WriteHalf<Box<dyn Io>>,
+    buf: &mut BytesMut,
+    side: Side,
+) -> Result<Hello, Handshake> {
     let mesh = server.mesh.as_ref().expect("mesh");
-    let (mut rd, mut wr) = tokio::io::split(io);
+    prove_membership(rd, wr, buf, &mesh.traffic, &mesh.membership, side).await?;
     let (my_vv, durable) = {
         let mut store = server.store.lock();
         (store.replica.version_vector().clone(), store.flush_storage())
@@ -90,49 +205,64 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         advertise: mesh.advertise.clone(),
         vv: my_vv,
     };
-    if send(&mut wr, &Message::Hello(hello), mesh).await.is_err() {
-        return false;
+    send(wr, &Message::Hello(hello), &mesh.traffic).await?;
+    let theirs = match read_message(rd, buf, &mesh.traffic, None, wire::MAX_FRAME).await? {
+        Some(Message::Hello(h)) => h,
+        Some(Message::Refused(why)) => return Err(Handshake::RefusedBy(why)),
+        Some(_) => return Err(Handshake::Failed("did not send its Hello after the proof".into())),
+        None => return Err(Handshake::Failed("closed before its Hello".into())),
+    };
+    if theirs.database != mesh.database {
+        let why = format!("database '{}' does not match this replica's '{}'", theirs.database, mesh.database);
+        return Err(refuse(wr, &mesh.traffic, "database", why).await);
     }
+    if theirs.replica != mesh.id {
+        if let Some(q) = mesh.quarantined(theirs.replica) {
+            let why = format!("replica {:016x} is quarantined by this replica: {q}", theirs.replica);
+            return Err(refuse(wr, &mesh.traffic, "quarantined", why).await);
+        }
+        if let Err(why) = server.check_own_history(theirs.replica, theirs.vv.get(mesh.id)) {
+            mesh.quarantine(theirs.replica, &why);
+            return Err(refuse(wr, &mesh.traffic, "own_history", why).await);
+        }
+    }
+    Ok(theirs)
+}
+
+/// Runs a connection to the end. `dialed` is the address we dialled (None: they dialled us).
+/// Returns true if the handshake succeeded.
+pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, dialed: Option<String>) -> bool {
+    let mesh = server.mesh.as_ref().expect("mesh");
+    let (mut rd, mut wr) = tokio::io::split(io);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let theirs = match tokio::time::timeout(
-        Duration::from_secs(5),
-        read_message(&mut rd, &mut buf, mesh, None),
-    )
-    .await
-    {
-        Ok(Ok(Some(Message::Hello(h)))) => h,
-        Ok(Ok(Some(Message::Refused(why)))) => {
-            warn!(peer = %remote, reason = %why, "mesh peer refused us");
-            return false;
-        }
-        Ok(Ok(Some(other))) => {
-            warn!(peer = %remote, message = ?std::mem::discriminant(&other), "mesh peer did not start with a handshake");
-            return false;
-        }
-        Ok(Err(e)) => {
-            warn!(peer = %remote, error = %e, "refused a mesh connection: bad handshake");
-            return false;
-        }
-        Ok(Ok(None)) | Err(_) => return false,
-    };
-    let refusal = if theirs.magic != wire::MAGIC {
-        Some("not a SyncMesh peer".to_string())
-    } else if theirs.protocol != wire::PROTOCOL_VERSION {
-        Some(format!(
-            "protocol version {} is not supported (this replica speaks {})",
-            theirs.protocol,
-            wire::PROTOCOL_VERSION
-        ))
-    } else if theirs.database != mesh.database {
-        Some(format!("database '{}' does not match this replica's '{}'", theirs.database, mesh.database))
-    } else {
-        None
-    };
-    if let Some(why) = refusal {
-        warn!(peer = %remote, reason = %why, "refused a mesh peer");
-        let _ = send(&mut wr, &Message::Refused(why), mesh).await;
-        return false;
-    }
+    let side = if dialed.is_some() { Side::Dialer } else { Side::Acceptor };
+    let theirs =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&server, &mut rd, &mut wr, &mut buf, side))
+            .await
+        {
+            Ok(Ok(h)) => h,
+            Ok(Err(Handshake::Refused { kind, reason })) => {
+                mesh.count_refusal(kind);
+                if kind == "own_history" || kind == "quarantined" {
+                    debug!(peer = %remote, reason = %reason, "refused a mesh peer");
+                } else {
+                    warn!(peer = %remote, reason = %reason, "refused a mesh peer");
+                }
+                return false;
+            }
+            Ok(Err(Handshake::RefusedBy(why))) => {
+                warn!(peer = %remote, reason = %why, "mesh peer refused us");
+                return false;
+            }
+            Ok(Err(Handshake::Failed(why))) => {
+                debug!(peer = %remote, reason = %why, "mesh handshake failed");
+                return false;
+            }
+            Err(_) => {
+                debug!(peer = %remote, "mesh handshake timed out");
+                return false;
+            }
+        };
     let peer_id = theirs.replica;
     if peer_id == mesh.id {
         if let Some(a) = &dialed {
@@ -141,7 +271,6 @@ pub async fn run(server: Arc<Server>, io: Box<dyn Io>, remote: SocketAddr, diale
         }
         return false;
     }
-    server.check_own_history(peer_id, theirs.vv.get(mesh.id));
     // The address to reach it: what it advertises, else the address we see with its mesh port.
     let peer_addr = theirs
         .advertise
@@ -194,14 +323,17 @@ async fn read_loop(
     let mut shutdown = server.shutdown.subscribe();
     loop {
         let msg = tokio::select! {
-            m = read_message(rd, &mut buf, mesh, Some(mesh.peer_timeout)) => m?,
+            m = read_message(rd, &mut buf, &mesh.traffic, Some(mesh.peer_timeout), wire::MAX_FRAME) => m?,
             _ = shutdown.changed() => return Ok(()),
         };
         let Some(msg) = msg else { return Ok(()) };
         match msg {
             Message::Updates(batch) => {
                 let updates: Vec<Update> = batch.into_iter().map(|w| decoder.decode(w)).collect();
-                server.apply_remote(updates);
+                if let Err(why) = server.apply_remote(updates) {
+                    mesh.quarantine(peer, &why);
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+                }
                 // Tell the sender at once (WAIT is waiting for it).
                 ack_now.notify_one();
             }
@@ -215,7 +347,12 @@ async fn read_loop(
                             .await
                             .map_err(|e| std::io::Error::other(e.to_string()))?;
                     match decoded {
-                        Ok(s) => server.install_snapshot(s, &bytes),
+                        Ok(s) => {
+                            if let Err(why) = server.install_snapshot(s, &bytes) {
+                                mesh.quarantine(peer, &why);
+                                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+                            }
+                        }
                         Err(e) => {
                             return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
                         }
@@ -233,7 +370,7 @@ async fn read_loop(
                     mesh.broadcast(&Message::Publish { origin, seq, channel, payload }, Some(peer));
                 }
             }
-            Message::Hello(_) | Message::Refused(_) => {
+            Message::Hello(_) | Message::Refused(_) | Message::Proof(_) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     "handshake message after the handshake",
@@ -277,10 +414,10 @@ async fn send_snapshot(
     let chunks: Vec<&[u8]> = bytes.chunks(SNAPSHOT_CHUNK).collect();
     let n = chunks.len().max(1);
     if chunks.is_empty() {
-        send(wr, &Message::Snapshot { part: vec![], last: true }, mesh).await?;
+        send(wr, &Message::Snapshot { part: vec![], last: true }, &mesh.traffic).await?;
     }
     for (i, c) in chunks.into_iter().enumerate() {
-        send(wr, &Message::Snapshot { part: c.to_vec(), last: i + 1 == n }, mesh).await?;
+        send(wr, &Message::Snapshot { part: c.to_vec(), last: i + 1 == n }, &mesh.traffic).await?;
     }
     mesh.snapshots_sent.fetch_add(1, Ordering::Relaxed);
     Ok((vv, seq))
@@ -339,7 +476,7 @@ async fn stream_to_peer(
                         sent.observe(u.last_dot());
                     }
                     mesh.updates_sent.fetch_add(updates.len() as u64, Ordering::Relaxed);
-                    send(wr, &Message::Updates(wire_updates), mesh).await?;
+                    send(wr, &Message::Updates(wire_updates), &mesh.traffic).await?;
                     continue;
                 }
             }
@@ -350,7 +487,7 @@ async fn stream_to_peer(
                     return Ok(());
                 }
             }
-            Some(msg) = control.recv() => send(wr, &msg, mesh).await?,
+            Some(msg) = control.recv() => send(wr, &msg, &mesh.traffic).await?,
             _ = async { tokio::select! { _ = ack_tick.tick() => {}, _ = ack_now.notified() => {} } } => {
                 let (vv, durable) = {
                     let mut store = server.store.lock();
@@ -361,11 +498,11 @@ async fn stream_to_peer(
                     server.wait_durable(d).await;
                 }
                 let (members, retired) = mesh.gossip(&vv);
-                send(wr, &Message::Ack { vv, members, retired }, mesh).await?;
+                send(wr, &Message::Ack { vv, members, retired }, &mesh.traffic).await?;
             }
             _ = peers_tick.tick() => {
                 let addrs: Vec<String> = mesh.peers.lock().values().map(|p| p.addr.to_string()).collect();
-                send(wr, &Message::Peers(addrs), mesh).await?;
+                send(wr, &Message::Peers(addrs), &mesh.traffic).await?;
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The mesh wire protocol: length-prefixed frames, each one bincode-encoded [`Message`].
 //!
-//! A connection starts with both sides sending `Hello`; after that, updates flow in the order
-//! the sender applied them (a causal order), with each update's dependency vector sent as a
-//! delta against the previous update of the same origin on this connection.
+//! A connection starts with the membership proof (`membership.rs`: a `Greeting` frame each way,
+//! then a `Proof` message each way), then both sides send `Hello`; after that, updates flow in
+//! the order the sender applied them (a causal order), with each update's dependency vector sent
+//! as a delta against the previous update of the same origin on this connection.
 
 use std::collections::HashMap;
 
@@ -14,7 +15,8 @@ use crate::crdt::replica::{Snapshot, Update};
 use crate::crdt::{Op, ReplicaId, Timestamp, VersionVector};
 
 pub const MAGIC: &str = "SYNCMESH";
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 1: the first releases (Hello first). 2: the membership proof comes before anything else.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame accepted (snapshots of big datasets are split into chunks below this).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
 
@@ -68,6 +70,8 @@ pub enum Message {
         channel: Vec<u8>,
         payload: Vec<u8>,
     },
+    /// The answer to the other side's greeting nonce (`membership.rs`).
+    Proof(Vec<u8>),
 }
 
 fn options() -> impl Options {
@@ -88,21 +92,40 @@ pub fn encode(msg: &Message, out: &mut BytesMut) {
     out.extend_from_slice(&body);
 }
 
-/// Takes one whole frame off the front of `buf`, if it has arrived.
-pub fn decode(buf: &mut BytesMut) -> Result<Option<Message>, WireError> {
+/// Frames a raw body (the greeting, which is not a bincode message).
+pub fn encode_raw(body: &[u8], out: &mut BytesMut) {
+    out.put_u32(body.len() as u32);
+    out.extend_from_slice(body);
+}
+
+/// Takes one whole frame's body off the front of `buf`, if it has arrived; frames longer than
+/// `limit` are refused before they are buffered.
+pub fn take_frame(buf: &mut BytesMut, limit: usize) -> Result<Option<BytesMut>, WireError> {
     if buf.len() < 4 {
         return Ok(None);
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    if len > MAX_FRAME {
+    if len > limit {
         return Err(WireError::TooLarge(len));
     }
     if buf.len() < 4 + len {
         return Ok(None);
     }
     buf.advance(4);
-    let body = buf.split_to(len);
-    options().deserialize(&body).map(Some).map_err(|e| WireError::Decode(e.to_string()))
+    Ok(Some(buf.split_to(len)))
+}
+
+/// Takes one whole message off the front of `buf`, if it has arrived.
+pub fn decode(buf: &mut BytesMut) -> Result<Option<Message>, WireError> {
+    match take_frame(buf, MAX_FRAME)? {
+        None => Ok(None),
+        Some(body) => decode_body(&body).map(Some),
+    }
+}
+
+/// Decodes one frame's body.
+pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
+    options().deserialize(body).map_err(|e| WireError::Decode(e.to_string()))
 }
 
 pub fn encode_snapshot(s: &Snapshot) -> Vec<u8> {

@@ -3,5 +3,5 @@
 pub mod parse;
 pub mod reply;
 
-pub use parse::{parse_request, ProtocolError, RequestLimits};
+pub use parse::{ProtocolError, RequestLimits, RequestParser};
 pub use reply::{Protocol, Reply};

@@ -1,8 +1,11 @@
 //! Writing replies. Handlers write straight into the connection's output buffer through
 //! [`Reply`], which renders each RESP3 type in the form the client negotiated with `HELLO`
 //! (RESP2 clients get maps as flat arrays, doubles as bulk strings, and so on).
+//!
+//! A large value can go out without being copied: [`Reply::bulk_shared`] keeps a reference to the
+//! stored bytes next to the buffer, and the connection writes the pieces in order.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::crdt::number::format_double;
 
@@ -12,15 +15,71 @@ pub enum Protocol {
     Resp3,
 }
 
+/// Values at least this long are referenced rather than copied by [`Reply::bulk_shared`].
+pub const SHARE_MIN: usize = 32 * 1024;
+
 /// An output buffer plus the protocol it speaks.
 pub struct Reply {
+    /// The reply's tail; everything in `pieces` goes out before it.
     pub buf: BytesMut,
     pub proto: Protocol,
+    /// Finished output that precedes `buf`: parts of the buffer and referenced large values.
+    pieces: Vec<Bytes>,
+    pieces_len: usize,
+    /// Whether large values may be referenced (the connection's own reply, which writes the
+    /// pieces); other users (replies handed between tasks) get plain bytes in `buf`.
+    share_large: bool,
 }
 
 impl Reply {
     pub fn new(proto: Protocol) -> Reply {
-        Reply { buf: BytesMut::with_capacity(16 * 1024), proto }
+        Reply {
+            buf: BytesMut::with_capacity(16 * 1024),
+            proto,
+            pieces: Vec::new(),
+            pieces_len: 0,
+            share_large: false,
+        }
+    }
+
+    /// A reply whose large bulk strings are written from the stored value, without a copy.
+    pub fn sharing(proto: Protocol) -> Reply {
+        Reply { share_large: true, ..Reply::new(proto) }
+    }
+
+    /// A bulk string from bytes the caller holds a reference to: a large one is not copied into
+    /// the buffer (when this reply allows it).
+    pub fn bulk_shared(&mut self, b: &Bytes) {
+        if !self.share_large || b.len() < SHARE_MIN {
+            return self.bulk(b);
+        }
+        self.header(b'$', b.len() as i64);
+        let head = self.buf.split().freeze();
+        self.pieces_len += head.len() + b.len();
+        self.pieces.push(head);
+        self.pieces.push(b.clone());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// The output that goes before `buf`, taken out of the reply (the writer sends these, then
+    /// `buf`).
+    pub fn take_pieces(&mut self) -> Vec<Bytes> {
+        self.pieces_len = 0;
+        std::mem::take(&mut self.pieces)
+    }
+
+    /// Drops everything written so far.
+    pub fn clear(&mut self) {
+        self.pieces.clear();
+        self.pieces_len = 0;
+        self.buf.clear();
+    }
+
+    /// Gives back buffer space a large reply left behind.
+    pub fn shrink(&mut self) {
+        if self.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = BytesMut::with_capacity(16 * 1024);
+        }
     }
 
     pub fn resp3(&self) -> bool {
@@ -152,11 +211,12 @@ impl Reply {
         }
     }
 
+    /// Bytes of output pending.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.pieces_len + self.buf.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.pieces.is_empty() && self.buf.is_empty()
     }
 }

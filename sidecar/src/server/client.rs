@@ -40,6 +40,11 @@ pub struct ClientInfo {
     pub blocked: AtomicBool,
     pub killed: AtomicBool,
     pub kill: Notify,
+    /// Reply bytes the connection is writing and has not finished writing (the output buffer
+    /// the Pub/Sub limit sees besides the queued messages).
+    pub out_pending: AtomicUsize,
+    /// When the client went over its soft output limit (seconds + 1; 0: it is not over).
+    pub obuf_soft_since: AtomicU64,
 }
 
 impl ClientInfo {
@@ -61,6 +66,8 @@ impl ClientInfo {
             blocked: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            out_pending: AtomicUsize::new(0),
+            obuf_soft_since: AtomicU64::new(0),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{error, warn};
+use tracing::warn;
 
 use super::Server;
 use crate::config::Config;
@@ -103,37 +103,38 @@ impl Server {
         }
     }
 
-    /// Checks, at a handshake, what a peer holds of this replica's own writes (`theirs`, its
-    /// version vector's entry for our id) against what the data directory gave back.
+    /// Checks, at a handshake, what a peer claims to hold of this replica's own writes (`theirs`,
+    /// its version vector's entry for our id). A claim this replica cannot account for is
+    /// refused, never acted on: no peer can make a replica delete, truncate or roll back its
+    /// data directory (docs/durability.md, "What a peer can and cannot do").
     ///
-    /// Writes stamped after what was recovered (`recovered_own`) and before this process's first
-    /// write were made by the previous life and lost with the end of the log: a host crash under
-    /// `appendfsync everysec` or `no`, or a disk that lied about an fsync. Writing on under this
-    /// id would start a second history for it that no peer can apply, so the replica empties its
-    /// data directory and exits: restarted, it is a new member and bootstraps from its peers,
-    /// which gives it back everything they have, its own lost writes included. (A lost write
-    /// stamped after this process's first write, possible only if the clock stepped back, goes
-    /// unnoticed: see docs/durability.md.)
-    pub fn check_own_history(&self, peer: ReplicaId, theirs: Timestamp) {
-        let Some(recovered) = self.recovered_own else { return };
-        let mut store = self.store.lock();
-        let first_new = store.replica.first_write().unwrap_or(Timestamp(u64::MAX));
-        if theirs <= recovered || theirs >= first_new {
-            return;
-        }
-        error!(
-            peer = format!("{peer:016x}"),
-            peer_has_ms = theirs.millis(),
-            recovered_ms = recovered.millis(),
-            "a peer holds writes of this replica that its data directory lost: discarding the data directory and exiting, to restart as a new member"
-        );
-        if let Some(mut storage) = store.storage.take() {
-            storage.close();
-            if let Err(e) = crate::storage::recover::discard(storage.dir()) {
-                error!(error = %e, "could not empty the data directory");
+    /// Two claims conflict with this replica's history:
+    /// - writes stamped later than anything it holds: it never made them;
+    /// - writes stamped after what its data directory gave back (`recovered_own`) and before
+    ///   this process's first write: the previous life made them and the directory lost them (a
+    ///   volume restored from an older copy, or a host crash under `appendfsync everysec`/`no`).
+    ///   Writing on would start a second history under this id, which no peer could apply.
+    ///
+    /// Either way the caller quarantines the member. If the directory really is behind, a
+    /// person sets it aside (`syncmesh-replica check-data DIR --set-aside`) and the replica
+    /// rejoins as a new member, which gets everything back from its peers.
+    pub fn check_own_history(&self, peer: ReplicaId, theirs: Timestamp) -> Result<(), String> {
+        let store = self.store.lock();
+        if let Some(recovered) = self.recovered_own {
+            let first_new = store.replica.first_write().unwrap_or(Timestamp(u64::MAX));
+            if theirs > recovered && theirs < first_new {
+                return Err(format!(
+                    "member {peer:016x} holds writes of this replica up to {theirs} (ms.counter) that its data directory does not hold (it gave back writes up to {recovered}): the directory was restored from an older copy, lost its last writes, or the member lies"
+                ));
             }
         }
-        std::process::exit(1);
+        let holds = store.replica.version_vector().get(store.replica.id);
+        if theirs > holds {
+            return Err(format!(
+                "member {peer:016x} claims writes of this replica up to {theirs} (ms.counter), but this replica made writes up to {holds} only"
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,8 @@
 pub mod client;
 pub mod connection;
 pub mod durability;
+pub mod lazyfree;
+pub mod limits;
 pub mod pubsub;
 pub mod store;
 
@@ -38,6 +40,10 @@ pub struct Settings {
     pub appendfsync: String,
     pub notify_keyspace_events: String,
     pub maxmemory_policy: String,
+    /// Refuse clients from other hosts while no password is set (Redis's `protected-mode`).
+    pub protected_mode: bool,
+    /// `DEL` frees large values in the background, as `UNLINK` does.
+    pub lazyfree_lazy_user_del: bool,
 }
 
 /// Counters for `INFO stats`.
@@ -53,6 +59,10 @@ pub struct Stats {
 pub struct Server {
     pub config: Config,
     pub settings: RwLock<Settings>,
+    /// Request and output limits every connection reads (changed by `CONFIG SET`).
+    pub limits: Arc<limits::ClientLimits>,
+    /// Frees what `UNLINK` deletes off the command path.
+    pub lazyfree: lazyfree::LazyFree,
     pub store: Mutex<Store>,
     pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     pub next_client_id: AtomicU64,
@@ -79,7 +89,8 @@ pub struct Server {
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
 const CONTAINERS: &[&str] = &["client", "config", "command", "pubsub", "object", "memory", "xinfo", "xgroup"];
 
-/// Redis's default `client-output-buffer-limit pubsub` hard limit.
+/// Redis's default `client-output-buffer-limit pubsub` hard limit (the mesh bounds its control
+/// queues with it too).
 pub const PUBSUB_BUFFER_LIMIT: u64 = 32 * 1024 * 1024;
 
 pub fn unix_ms() -> u64 {
@@ -120,15 +131,27 @@ impl Server {
             appendfsync: config.appendfsync.as_str().to_string(),
             notify_keyspace_events: String::new(),
             maxmemory_policy: "noeviction".into(),
+            protected_mode: config.protected_mode.enabled(),
+            lazyfree_lazy_user_del: false,
         };
+        let limits = Arc::new(limits::ClientLimits::default());
         let (shutdown, _) = watch::channel(false);
+        let metrics = Metrics::new();
+        if let Some(mesh) = &mesh {
+            metrics
+                .registry
+                .register(Box::new(mesh.handshakes_refused.clone()))
+                .expect("metric registers once");
+        }
         Ok(Arc::new(Server {
             config,
             settings: RwLock::new(settings),
+            limits: limits.clone(),
+            lazyfree: lazyfree::LazyFree::start(),
             store: Mutex::new(store),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
-            metrics: Metrics::new(),
+            metrics,
             stats: Stats::default(),
             started: Instant::now(),
             replica_id,
@@ -136,7 +159,7 @@ impl Server {
             used_memory: AtomicU64::new(0),
             shutdown,
             listen_addrs: Mutex::new(Vec::new()),
-            pubsub: Mutex::new(pubsub::Hub::new(PUBSUB_BUFFER_LIMIT)),
+            pubsub: Mutex::new(pubsub::Hub::new(limits)),
             mesh,
             durability,
             storage_status,
@@ -157,6 +180,18 @@ impl Server {
         let used = allocated_bytes();
         self.used_memory.store(used, Ordering::Relaxed);
         used > max
+    }
+
+    /// Protected mode (as Redis): while it is on and no password is set, only clients on the
+    /// loopback interface are served.
+    pub fn protected_mode_refuses(&self, peer: SocketAddr) -> bool {
+        !peer.ip().to_canonical().is_loopback() && self.protected_mode_active()
+    }
+
+    /// Protected mode is on and no password is set: clients from other hosts are refused.
+    pub fn protected_mode_active(&self) -> bool {
+        let settings = self.settings.read();
+        settings.protected_mode && settings.requirepass.is_none()
     }
 
     /// Runs one command for a client, writing its reply into `out`.
@@ -210,9 +245,17 @@ impl Server {
     }
 
     /// Applies updates from a peer, wakes clients blocked on the keys they touch, and tells the
-    /// peer writers that the log grew.
-    pub fn apply_remote(&self, updates: Vec<crate::crdt::replica::Update>) {
+    /// peer writers that the log grew. Updates under this replica's own id that it never made
+    /// are refused (and nothing of the batch is applied): only this replica writes its history.
+    pub fn apply_remote(&self, updates: Vec<crate::crdt::replica::Update>) -> Result<(), String> {
         let mut store = self.store.lock();
+        let own = store.replica.version_vector().get(self.replica_id);
+        if let Some(forged) = updates.iter().find(|u| u.origin == self.replica_id && u.last_dot().ts > own) {
+            return Err(format!(
+                "sent writes under this replica's id stamped {} (ms.counter), later than any write it made ({own})",
+                forged.last_dot().ts
+            ));
+        }
         for u in updates {
             store.deliver(u);
         }
@@ -228,21 +271,33 @@ impl Server {
             mesh.log_seq.send_replace(seq);
         }
         self.check_initial_sync();
+        Ok(())
     }
 
     /// Joins a peer's snapshot into this replica; `encoded` is the snapshot as it arrived, which
     /// the data directory logs as it is.
-    pub fn install_snapshot(&self, snapshot: crate::crdt::replica::Snapshot, encoded: &[u8]) {
+    pub fn install_snapshot(
+        &self,
+        snapshot: crate::crdt::replica::Snapshot,
+        encoded: &[u8],
+    ) -> Result<(), String> {
         let started = Instant::now();
         let keys: usize = snapshot.dbs.iter().map(|(_, e)| e.len()).sum();
         let mut store = self.store.lock();
         let vv = snapshot.vv.clone();
+        let own = store.replica.version_vector().get(self.replica_id);
+        if vv.get(self.replica_id) > own {
+            return Err(format!(
+                "sent a snapshot holding writes of this replica up to {} (ms.counter), later than any it made ({own})",
+                vv.get(self.replica_id)
+            ));
+        }
         if store.replica.version_vector().dominates(&vv) {
             // Another peer's snapshot (or the log) already brought all of it.
             drop(store);
             debug!(keys, "skipped a snapshot this replica already holds");
             self.check_initial_sync();
-            return;
+            return Ok(());
         }
         // Local writes not yet logged go first: the log must keep the order of application.
         store.log_local_writes();
@@ -266,6 +321,7 @@ impl Server {
         }
         info!(keys, ms = started.elapsed().as_millis() as u64, "installed a snapshot from a peer");
         self.check_initial_sync();
+        Ok(())
     }
 
     /// Ready once the replica holds everything its first peer had when they met.
@@ -487,19 +543,59 @@ pub async fn bind_clients(config: &Config) -> std::io::Result<Vec<TcpListener>> 
     Ok(listeners)
 }
 
+/// What an accept loop does when `accept` fails (most often: out of file descriptors, which
+/// stays true until connections close): wait, longer each time up to a second, and say so once
+/// a second at most, so that a full descriptor table neither spins a core nor floods the log.
+pub struct AcceptBackoff {
+    listener: &'static str,
+    delay: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    pub fn new(listener: &'static str) -> AcceptBackoff {
+        AcceptBackoff { listener, delay: Self::FIRST, last_log: None, suppressed: 0 }
+    }
+
+    pub fn reset(&mut self) {
+        self.delay = Self::FIRST;
+    }
+
+    pub async fn pause(&mut self, error: &std::io::Error) {
+        if self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            warn!(listener = self.listener, error = %error, suppressed = self.suppressed, retry_ms = self.delay.as_millis() as u64, "accept failed");
+            self.last_log = Some(Instant::now());
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Self::MAX);
+    }
+}
+
+/// Compares a presented secret with the expected one in time that does not depend on where
+/// they differ (both are hashed first, so the length does not leak either).
+pub fn secret_eq(presented: &[u8], expected: &[u8]) -> bool {
+    use ring::digest::{digest, SHA256};
+    let (a, b) = (digest(&SHA256, presented), digest(&SHA256, expected));
+    a.as_ref().iter().zip(b.as_ref()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Accepts client connections until shutdown.
 pub async fn serve_clients(server: Arc<Server>, listener: TcpListener) {
     let mut shutdown = server.shutdown.subscribe();
+    let mut backoff = AcceptBackoff::new("client");
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, addr) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
+                    Ok(x) => { backoff.reset(); x }
+                    Err(e) => { backoff.pause(&e).await; continue; }
                 };
                 let server = server.clone();
                 tokio::spawn(async move { connection::run(server, stream, addr).await });
@@ -607,6 +703,13 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let admin = crate::admin::bind(&config).await?;
     let server = Server::with_mesh(config.clone())?;
     *server.listen_addrs.lock() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let exposed = server.listen_addrs.lock().iter().any(|a| !a.ip().to_canonical().is_loopback());
+    if exposed && server.protected_mode_active() {
+        warn!(
+            "protected mode: no password is set, so clients from addresses other than loopback are \
+             refused (set --requirepass, or --protected-mode no on a trusted network)"
+        );
+    }
     for l in listeners {
         tokio::spawn(serve_clients(server.clone(), l));
     }

@@ -1,16 +1,18 @@
 //! The Pub/Sub hub: who is subscribed to what, and delivery of published messages to the
 //! subscribers' connections. Each subscriber has an unbounded queue whose size in bytes is
-//! tracked; a subscriber that lets more than the output-buffer limit pile up is disconnected
-//! (Redis's `client-output-buffer-limit pubsub`), so one slow reader never holds the others up.
+//! tracked; a subscriber that lets more than its output-buffer limit pile up is disconnected
+//! (Redis's `client-output-buffer-limit pubsub`, hard and soft), so one slow reader never holds the
+//! others up.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::client::ClientInfo;
+use super::limits::ClientLimits;
 use crate::commands::glob_match;
 
 /// A message on its way to one subscriber.
@@ -42,17 +44,16 @@ impl Sink {
     }
 }
 
-#[derive(Default)]
 pub struct Hub {
     channels: HashMap<Bytes, Vec<Arc<Sink>>>,
     patterns: Vec<(Bytes, Arc<Sink>)>,
-    /// Hard limit on a subscriber's queued bytes (0 = none).
-    pub limit: AtomicU64,
+    /// The output limits a subscriber's pending bytes are held to.
+    limits: Arc<ClientLimits>,
 }
 
 impl Hub {
-    pub fn new(limit: u64) -> Hub {
-        Hub { limit: AtomicU64::new(limit), ..Default::default() }
+    pub fn new(limits: Arc<ClientLimits>) -> Hub {
+        Hub { channels: HashMap::new(), patterns: Vec::new(), limits }
     }
 
     /// Returns false if the client was already subscribed.
@@ -113,8 +114,8 @@ impl Hub {
     fn send(&self, sink: &Sink, d: Delivery) -> bool {
         let size = d.size();
         let queued = sink.queued.fetch_add(size, Ordering::AcqRel) + size;
-        let limit = self.limit.load(Ordering::Relaxed) as usize;
-        if limit > 0 && queued > limit {
+        let pending = queued + sink.info.out_pending.load(Ordering::Relaxed);
+        if self.limits.output_exceeded(&sink.info, pending) {
             // Too slow to read: disconnect it rather than buffer without bound.
             sink.info.kill();
             return true;

@@ -294,7 +294,10 @@ mod tests {
         let mut r = crate::crdt::Replica::new(3, crate::crdt::Clock::new(0));
         for i in 0..50u64 {
             let key = Blob::from_slice(format!("key{i}").as_bytes());
-            let effect = Effect::Assign { value: Blob::from_slice(b"value"), ttl: crate::crdt::Ttl::Clear };
+            let effect = Effect::Assign {
+                value: crate::crdt::Value::from_slice(b"value"),
+                ttl: crate::crdt::Ttl::Clear,
+            };
             r.write(Op { db: 0, key, effect }, 1_000 + i);
         }
         crate::mesh::wire::encode_snapshot(&r.snapshot())

@@ -119,7 +119,7 @@ mod tests {
         let op = Op {
             db: 3,
             key: Blob::from_slice(b"key"),
-            effect: Effect::Assign { value: Blob::from_slice(b"value"), ttl: Ttl::Clear },
+            effect: Effect::Assign { value: crate::crdt::Value::from_slice(b"value"), ttl: Ttl::Clear },
         };
         r.write(op, 1_000);
         r

@@ -167,6 +167,11 @@ impl ReplicaProcess {
         let _ = child.wait();
     }
 
+    /// The process id (for /proc figures: CPU time, memory).
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+
     pub fn digest(&self) -> String {
         redis::cmd("SYNCMESH.DIGEST").query(&mut self.client()).unwrap()
     }

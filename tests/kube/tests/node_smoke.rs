@@ -113,7 +113,7 @@ spec:
         image: {replica_image}
         imagePullPolicy: Never
         restartPolicy: Always
-        args: [--bind, 0.0.0.0, --mesh-insecure, --database, shop, --peers-dns, mesh.{ns}.svc.cluster.local]
+        args: [--bind, 0.0.0.0, --protected-mode, "no", --mesh-insecure, --mesh-bind, 0.0.0.0, --mesh-secret, node-smoke, --database, shop, --peers-dns, mesh.{ns}.svc.cluster.local]
         ports: [{{name: redis, containerPort: 6379}}, {{name: mesh, containerPort: 7379}}, {{name: admin, containerPort: 9379}}]
         startupProbe: {{httpGet: {{path: /readyz, port: admin}}, periodSeconds: 1, failureThreshold: 60}}
         readinessProbe: {{httpGet: {{path: /readyz, port: admin}}, periodSeconds: 2}}

@@ -751,7 +751,7 @@ async fn operator() {
         let mut s = Vec::new();
         let svc = services.get("orders-mesh").await?;
         s.push(format!("service={}", svc.metadata.resource_version.unwrap_or_default()));
-        for name in ["orders-mesh-ca", "orders-mesh-tls"] {
+        for name in ["orders-mesh-ca", "orders-mesh-tls", "orders-admin"] {
             s.push(format!(
                 "{name}={}",
                 secrets.get(name).await?.metadata.resource_version.unwrap_or_default()
@@ -1075,7 +1075,8 @@ async fn operator() {
             ensure!(services.get_opt("orders-mesh").await?.is_none(), "the mesh Service is still there");
             ensure!(
                 secrets.get_opt("orders-mesh-ca").await?.is_none()
-                    && secrets.get_opt("orders-mesh-tls").await?.is_none(),
+                    && secrets.get_opt("orders-mesh-tls").await?.is_none()
+                    && secrets.get_opt("orders-admin").await?.is_none(),
                 "a Secret is still there"
             );
             ensure_eq!(
