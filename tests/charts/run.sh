@@ -10,7 +10,7 @@
 #   bash tests/charts/run.sh
 #
 # Ends with "N passed, M failed"; exits non-zero if a check failed. Environment:
-# SYNCMESH_REPLICA_BIN (default $CARGO_TARGET_DIR/debug/syncmesh-replica, built when missing).
+# SYNCMESH_REPLICA_BIN (default: $CARGO_TARGET_DIR/debug/syncmesh-replica, built with cargo first).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,7 +45,8 @@ HELM=$BIN/helm
 PROMTOOL=$BIN/promtool
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SYNCMESH_CACHE:-$HOME/.cache/syncmesh}/target}"
 REPLICA_BIN=${SYNCMESH_REPLICA_BIN:-$CARGO_TARGET_DIR/debug/syncmesh-replica}
-if [[ ! -x "$REPLICA_BIN" ]]; then
+# Built (or found up to date) unless given: a stale binary would lack metrics the chart reads.
+if [[ -z "${SYNCMESH_REPLICA_BIN:-}" ]]; then
   PROGRESS_TAG=charts progress "cargo build of syncmesh-replica" \
     cargo build --color never --manifest-path "$ROOT/Cargo.toml" -p syncmesh-replica || exit 1
 fi
