@@ -432,8 +432,10 @@ async fn smoke() {
         let pid_file = state_root.join(&third).join("kube-apiserver.pid");
         let pid = eventually(Duration::from_secs(60), || async {
             let pid = std::fs::read_to_string(&pid_file)?.trim().to_string();
+            // The arguments are separated by NUL bytes; empty while the launcher is inside execve.
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ensure!(String::from_utf8_lossy(&cmdline).contains("kube-apiserver --"), "kube-apiserver not started yet");
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            ensure!(cmdline.contains("kube-apiserver --"), "kube-apiserver not started yet (pid {pid}: {cmdline:?})");
             Ok(pid)
         })
         .await?;
