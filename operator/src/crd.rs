@@ -20,6 +20,9 @@ pub const DATABASE_LABEL: &str = "syncmesh.io/database";
 pub const MEMBER_LABEL: &str = "syncmesh.io/member";
 /// The finalizer that lets the operator clean up before a SyncedDatabase disappears.
 pub const FINALIZER: &str = "syncmesh.io/cleanup";
+/// The pod template annotation the operator sets to restart a workload onto a new replica image
+/// (`rolloutAfterUpgrade: Restart`); its value is that image.
+pub const REPLICA_IMAGE_ANNOTATION: &str = "syncmesh.io/replica-image";
 
 /// A database shared by the pods that carry `syncmesh.io/database: <name>`: each gets a local
 /// Redis-compatible replica as a native sidecar, and the replicas converge through a mesh.
@@ -35,10 +38,14 @@ pub const FINALIZER: &str = "syncmesh.io/cleanup";
     namespaced,
     doc = "A database shared by the pods labelled syncmesh.io/database=<name> in its namespace",
     status = "SyncedDatabaseStatus",
-    printcolumn = r#"{"name":"Members", "type":"integer", "description":"Pods with the replica injected, plus durable replicas", "jsonPath":".status.members.injected"}"#,
-    printcolumn = r#"{"name":"Ready", "type":"integer", "description":"Members whose replica is ready", "jsonPath":".status.members.ready"}"#,
-    printcolumn = r#"{"name":"Condition", "type":"string", "description":"Reason of the Ready condition", "jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age", "type":"date", "jsonPath":".metadata.creationTimestamp"}"#
+    // The columns read as other operators' do: READY is the Ready condition, MEMBERS counts
+    // ready of all members as `kubectl get deployment` does; -o wide adds the reasons.
+    printcolumn = r#"{"name":"Ready", "type":"string", "description":"The Ready condition: the mesh Service, certificates and durable replicas are in place", "jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Members", "type":"string", "description":"Members whose replica is ready, of all members (injected pods plus durable replicas)", "jsonPath":".status.members.summary"}"#,
+    printcolumn = r#"{"name":"Mesh", "type":"string", "description":"The MeshFormed condition: every ready member is connected to all the others", "jsonPath":".status.conditions[?(@.type==\"MeshFormed\")].status"}"#,
+    printcolumn = r#"{"name":"Age", "type":"date", "jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Reason", "type":"string", "priority":1, "description":"Reason of the Ready condition", "jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Degraded", "type":"string", "priority":1, "description":"Reason of the Degraded condition", "jsonPath":".status.conditions[?(@.type==\"Degraded\")].reason"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SyncedDatabaseSpec {
@@ -65,6 +72,24 @@ pub struct SyncedDatabaseSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub remotes: Vec<Remote>,
+
+    /// What happens when members run another replica image than the one the operator injects
+    /// now (after `helm upgrade` changed the operator's replica image, or `replica.image`
+    /// changed). `Manual`: the status says which pods are outdated (condition
+    /// `ReplicasUpToDate`, `status.replicaVersions`); restart their workloads yourself
+    /// (`kubectl rollout restart`). `Restart`: the operator restarts the Deployments,
+    /// StatefulSets and DaemonSets that own outdated pods, once per image, by setting the pod
+    /// template annotation `syncmesh.io/replica-image`; they roll as their update strategy says.
+    #[serde(default)]
+    pub rollout_after_upgrade: RolloutPolicy,
+}
+
+/// See `SyncedDatabaseSpec::rollout_after_upgrade`.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RolloutPolicy {
+    #[default]
+    Manual,
+    Restart,
 }
 
 /// The replica container.
@@ -277,6 +302,37 @@ pub struct SyncedDatabaseStatus {
     /// The headless Service the members find each other through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh_service: Option<String>,
+
+    /// How many member pods run each replica image, the one the operator injects now first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_versions: Vec<ReplicaVersion>,
+}
+
+/// Member pods that run one replica image.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaVersion {
+    /// The version: the image's tag (or digest).
+    pub version: String,
+    /// The replica container's image.
+    pub image: String,
+    /// Member pods (injected pods and durable replicas) that run it.
+    pub pods: i32,
+    /// Whether it is the image the operator injects now.
+    pub current: bool,
+}
+
+impl ReplicaVersion {
+    /// The version part of an image reference: the digest, else the tag, else `latest`.
+    pub fn version_of(image: &str) -> String {
+        if let Some((_, digest)) = image.split_once('@') {
+            return digest.to_string();
+        }
+        match image.rsplit_once(':') {
+            Some((_, tag)) if !tag.contains('/') => tag.to_string(),
+            _ => "latest".to_string(),
+        }
+    }
 }
 
 /// Member counts.
@@ -289,6 +345,9 @@ pub struct MemberCounts {
     pub ready: i32,
     /// Durable replicas that are ready.
     pub durable_ready: i32,
+    /// `ready/injected`, as `kubectl get sdb` shows it.
+    #[serde(default)]
+    pub summary: String,
 }
 
 /// Names of the objects a SyncedDatabase owns, derived from its name.
@@ -361,6 +420,15 @@ mod tests {
         assert_eq!(spec.persistence.durable_replicas, 0);
         assert_eq!(spec.persistence.appendfsync, AppendFsync::Everysec);
         assert_eq!(spec.replica.log_level, LogLevel::Info);
+        assert_eq!(spec.rollout_after_upgrade, RolloutPolicy::Manual);
+    }
+
+    #[test]
+    fn versions_come_from_the_image_reference() {
+        assert_eq!(ReplicaVersion::version_of("syncmesh/syncmesh-replica:0.2.0"), "0.2.0");
+        assert_eq!(ReplicaVersion::version_of("registry:5000/syncmesh-replica:1.0"), "1.0");
+        assert_eq!(ReplicaVersion::version_of("registry:5000/syncmesh-replica"), "latest");
+        assert_eq!(ReplicaVersion::version_of("r/x:1@sha256:abcd"), "sha256:abcd");
     }
 
     #[test]
@@ -372,6 +440,7 @@ mod tests {
             "\"maximum\":65535",
             "\"shortNames\":[\"sdb\"]",
             "\"name\":\"Members\"",
+            "\"name\":\"Ready\"",
             "\"status\":{}",
         ] {
             assert!(crd.contains(needle), "CRD lacks {needle}");

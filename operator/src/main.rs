@@ -26,7 +26,11 @@ fn init_logging(config: &Config) {
         eprintln!("syncmesh-operator: invalid --log '{}': {e}", config.log);
         std::process::exit(2);
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: in a pod or a log file, escape codes are noise.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if config.log_format == "json" {
         builder.json().init();
     } else {

@@ -166,6 +166,7 @@ fn refresh_gauges(server: &Server) {
     }
     drop(store);
     server.metrics.memory_used.set(crate::server::allocated_bytes() as i64);
+    server.metrics.maxmemory.set(server.settings.read().maxmemory as i64);
 }
 
 pub fn status_json(server: &Server) -> serde_json::Value {

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub rejected_connections: IntCounter,
     pub keys: IntGaugeVec,
     pub memory_used: IntGauge,
+    pub maxmemory: IntGauge,
+    pub oom_rejections: IntCounter,
     pub expired_keys: IntGauge,
     pub mesh_peers_connected: IntGauge,
     pub mesh_peer_ops_lag: IntGaugeVec,
@@ -80,6 +82,13 @@ impl Metrics {
         let memory_used =
             IntGauge::new("syncmesh_memory_used_bytes", "Bytes allocated by the replica (jemalloc)")
                 .expect("metric");
+        let maxmemory =
+            IntGauge::new("syncmesh_maxmemory_bytes", "The --maxmemory limit (0: none)").expect("metric");
+        let oom_rejections = IntCounter::new(
+            "syncmesh_oom_rejections_total",
+            "Writes refused with -OOM because memory was past --maxmemory",
+        )
+        .expect("metric");
         let expired_keys =
             IntGauge::new("syncmesh_expired_keys", "Keys expired since start").expect("metric");
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("metric");
@@ -132,6 +141,9 @@ impl Metrics {
         let aof_write_ok =
             gauge("syncmesh_aof_write_ok", "1 while writing and fsyncing the log works, 0 while it fails");
         let aof_last_rewrite_ok = gauge("syncmesh_aof_last_rewrite_ok", "1 if the last compaction succeeded");
+        // Without --data-dir nothing can fail: 1, so that alerts on 0 mean a real failure.
+        aof_write_ok.set(1);
+        aof_last_rewrite_ok.set(1);
         for m in [
             Box::new(calls) as Box<dyn prometheus::core::Collector>,
             Box::new(latency),
@@ -141,6 +153,8 @@ impl Metrics {
             Box::new(rejected_connections.clone()),
             Box::new(keys.clone()),
             Box::new(memory_used.clone()),
+            Box::new(maxmemory.clone()),
+            Box::new(oom_rejections.clone()),
             Box::new(expired_keys.clone()),
             Box::new(mesh_peers_connected.clone()),
             Box::new(mesh_peer_ops_lag.clone()),
@@ -171,6 +185,8 @@ impl Metrics {
             rejected_connections,
             keys,
             memory_used,
+            maxmemory,
+            oom_rejections,
             expired_keys,
             mesh_peers_connected,
             mesh_peer_ops_lag,

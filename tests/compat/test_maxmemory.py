@@ -103,3 +103,30 @@ def test_oom_inside_transaction(full_server):
         res = call(c, "EXEC")
         assert isinstance(res, (list, Err))
     assert call(c, "EXISTS", "tx") == 0
+
+
+def _metric(server, name):
+    status, body, _ = server.http("/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"/metrics has no {name}")
+
+
+def test_metrics_count_oom_rejections(maxmemory_servers):
+    """The replica's /metrics counts the writes refused with -OOM (the chart's alert reads it)
+    and shows the limit."""
+    server = maxmemory_servers["target"]
+    if not server.is_replica:
+        pytest.skip("the admin port is the replica's")
+    c = server.client()
+    call(c, "FLUSHALL")
+    before = _metric(server, "syncmesh_oom_rejections_total")
+    _, err = _fill_until_oom(c)
+    assert err is not None
+    refused = sum(isinstance(call(c, "SET", f"more:{i}", VALUE), Err) for i in range(5))
+    assert _metric(server, "syncmesh_oom_rejections_total") - before == 1 + refused
+    assert _metric(server, "syncmesh_maxmemory_bytes") == 2_000_000
+    call(c, "FLUSHALL")
+    close_client(c)

@@ -5,10 +5,12 @@
 # also runs a real node on this machine (containerd + runc, CNI bridge, kubelet,
 # kube-proxy, CoreDNS), so pods run (root only, one node instance at a time).
 #
-#   tests/k8s/cluster.sh build [--node]   build/cache the binaries only
+#   tests/k8s/cluster.sh build [--node] [--promtool]   build/cache the binaries only
 #   tests/k8s/cluster.sh up [--node]      start (idempotent), print `export KUBECONFIG=...`
 #   tests/k8s/cluster.sh env              print the exports for a running instance
 #   tests/k8s/cluster.sh down [--keep]    stop everything `up` started (and delete its state)
+#   tests/k8s/cluster.sh down --keep-logs also save the logs in $STATE_ROOT/logs/NAME-TIME/
+#                                         (the newest 10 saved runs are kept)
 #   tests/k8s/cluster.sh status           show processes, ports and log files
 #   tests/k8s/cluster.sh ns [PREFIX]      create a fresh, uniquely named namespace; print its name
 #   tests/k8s/cluster.sh kubectl ARGS...  run the matching kubectl against the instance
@@ -21,6 +23,7 @@
 #   --name NAME   instance name (default: $SYNCMESH_K8S_NAME or "default"); each
 #                 instance has its own state dir and ports, so several can run at once.
 #   --node        (build, up, exec) also the node; SYNCMESH_K8S_NODE=1 does the same.
+#   --promtool    (build) also Prometheus's promtool (the chart's alert rules are tested with it).
 #
 # Environment:
 #   SYNCMESH_CACHE            binary cache root (default: $HOME/.cache/syncmesh)
@@ -45,14 +48,18 @@ die() { log "ERROR: $*"; exit 1; }
 NAME=${SYNCMESH_K8S_NAME:-default}
 CMD=""
 KEEP=0
+KEEP_LOGS=0
 NODE=${SYNCMESH_K8S_NODE:-0}
+PROMTOOL=0
 ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --name) [[ $# -ge 2 ]] || die "--name needs a value"; NAME=$2; shift 2 ;;
     --name=*) NAME=${1#--name=}; shift ;;
     --keep) KEEP=1; shift ;;
+    --keep-logs) KEEP_LOGS=1; shift ;;
     --node) NODE=1; shift ;;
+    --promtool) PROMTOOL=1; shift ;;
     -h|--help|help) usage; exit 0 ;;
     *)
       if [[ -z "$CMD" ]]; then CMD=$1; else ARGS+=("$1"); fi
@@ -77,7 +84,8 @@ HELM_VERSION=$(modver "$GO_DIR/helm/go.mod" helm.sh/helm/v4)
 CONTAINERD_VERSION=$(modver "$GO_DIR/containerd/go.mod" github.com/containerd/containerd/v2)
 COREDNS_VERSION=$(modver "$GO_DIR/coredns/go.mod" github.com/coredns/coredns)
 RUNC_VERSION=$(modver "$GO_DIR/runc/go.mod" github.com/opencontainers/runc)
-[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$HELM_VERSION" && -n "$CONTAINERD_VERSION" && -n "$COREDNS_VERSION" && -n "$RUNC_VERSION" ]] ||
+PROMETHEUS_VERSION=$(modver "$GO_DIR/prometheus/go.mod" github.com/prometheus/prometheus)
+[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$HELM_VERSION" && -n "$CONTAINERD_VERSION" && -n "$COREDNS_VERSION" && -n "$RUNC_VERSION" && -n "$PROMETHEUS_VERSION" ]] ||
   die "cannot read versions from $GO_DIR/*/go.mod"
 
 CACHE_ROOT=${SYNCMESH_CACHE:-${HOME:-/root}/.cache/syncmesh}
@@ -99,6 +107,8 @@ NODE_COMPONENTS=(containerd kubelet kube-proxy coredns)
 PAUSE_IMAGE=syncmesh.local/pause:1.0   # the pod sandbox image; images.sh builds it (same name there)
 # shellcheck source=tests/k8s/node.sh
 source "$SCRIPT_DIR/node.sh"
+# shellcheck source=tests/lib/progress.sh
+source "$SCRIPT_DIR/../lib/progress.sh"
 
 # ---------------------------------------------------------------- build
 find_go() {
@@ -130,9 +140,13 @@ build_group() {
   # error should not fail CI (what was compiled before the error stays cached).
   local attempt
   for attempt in 1 2; do
+    # -v and tests/lib/progress.sh: a line with the elapsed time, the modules downloaded and the
+    # packages compiled every 30 s (a spinner on a terminal) instead of silence or one line per
+    # module; errors are printed as they come.
     # shellcheck disable=SC2086 # $pkgs is a space-separated package list
-    if ( cd "$mod" && env CGO_ENABLED="${BUILD_CGO:-0}" GOWORK=off GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
-          nice -n "${SYNCMESH_BUILD_NICE:-0}" "$go" build -tags="$tags" -ldflags="$ldflags" -o "$tmp/" $pkgs ) >&2; then
+    if PROGRESS_TAG=cluster.sh progress "go build of $group" \
+        env -C "$mod" CGO_ENABLED="${BUILD_CGO:-0}" GOWORK=off GOFLAGS="-trimpath -mod=readonly -buildvcs=false" \
+          nice -n "${SYNCMESH_BUILD_NICE:-0}" "$go" build -v -tags="$tags" -ldflags="$ldflags" -o "$tmp/" $pkgs; then
       break
     fi
     if [[ $attempt == 2 ]]; then rm -rf "$tmp"; die "go build of $group failed"; fi
@@ -176,6 +190,11 @@ ensure_binaries() {
       "no_btrfs,no_devmapper,no_zfs,urfave_cli_no_docs" tool containerd containerd-shim-runc-v2 ctr
     build_group coredns coredns "-s -w" "grpcnotrace" . coredns
     BUILD_CGO=1 build_group runc runc "-s -w -X main.version=${RUNC_VERSION#v}" "seccomp,urfave_cli_no_docs" tool runc
+  fi
+  if [[ $PROMTOOL == 1 ]]; then
+    # Module v0.3XX.Y is Prometheus 3.XX.Y.
+    local pv="3.${PROMETHEUS_VERSION#v0.3}"
+    build_group prometheus prometheus "-s -w -X github.com/prometheus/common/version.Version=$pv" "" tool promtool
   fi
   flock -u 8; exec 8>&-
   if (( SECONDS - start > 1 )); then log "binaries ready in $((SECONDS - start))s"; fi
@@ -304,12 +323,27 @@ EOF
 
 pid_of() { if [[ -f "$STATE/$1.pid" ]]; then cat "$STATE/$1.pid"; fi; }
 
-# A pid counts as ours only if it is alive and its command line names our state dir.
+# A pid counts as ours only if it is alive and its command line names our state dir. While a
+# process is inside execve (between start_proc's pid file and the component's own main) its
+# /proc/PID/cmdline reads empty: such a live, not-yet-named process is asked again for up to a
+# second instead of being declared gone. A zombie (exited, not yet reaped) is gone.
 is_ours() {
-  local pid=$1
-  [[ -n "$pid" && -r /proc/$pid/cmdline ]] || return 1
-  { tr '\0' ' ' < /proc/"$pid"/cmdline; } 2>/dev/null | grep -qF -- "$STATE/"
+  local pid=$1 cmdline state _
+  [[ -n "$pid" ]] || return 1
+  for _ in $(seq 1 20); do
+    [[ -r /proc/$pid/cmdline ]] || return 1
+    state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ -n "$state" && "$state" != Z && "$state" != X ]] || return 1
+    cmdline=$({ tr '\0' ' ' < /proc/"$pid"/cmdline; } 2>/dev/null) || return 1
+    if [[ -n "$cmdline" ]]; then grep -qF -- "$STATE/" <<<"$cmdline"; return; fi
+    sleep 0.05
+  done
+  return 1
 }
+
+# The pid of each component's launcher, a child of this shell, whose status `wait` can read
+# (setsid --wait returns the component's exit status, whether or not it had to fork).
+declare -A LAUNCHER=()
 
 start_proc() { # start_proc NAME BINARY ARGS...
   local name=$1; shift
@@ -317,16 +351,61 @@ start_proc() { # start_proc NAME BINARY ARGS...
   # setsid: its own session, so a Ctrl-C in the caller's terminal does not reach it.
   # The lock descriptors (7-9) are closed so a daemon never holds our locks.
   # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$STATE/$name.pid" "$@" \
+  setsid --wait bash -c 'echo $$ > "$0"; exec "$@"' "$STATE/$name.pid" "$@" \
     </dev/null >"$STATE/logs/$name.log" 2>&1 7>&- 8>&- 9>&- &
+  LAUNCHER[$name]=$!
   local _
-  for _ in $(seq 1 50); do [[ -s "$STATE/$name.pid" ]] && return 0; sleep 0.1; done
-  die "$name did not start"
+  for _ in $(seq 1 50); do
+    # Started once the pid file is written and the pid runs the component (exec done).
+    if [[ -s "$STATE/$name.pid" ]] && is_ours "$(pid_of "$name")"; then return 0; fi
+    if ! kill -0 "${LAUNCHER[$name]}" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  exit_reason "$name"
+  fail_with_log "$name" "$name did not start: $REASON"
+}
+
+# Why a component is not running, in REASON: its exit status or the signal that ended it (read
+# from its launcher, a child of this shell: so never call this in a $(...) subshell), or that
+# it is alive but no longer ours.
+REASON=""
+exit_reason() {
+  local name=$1 launcher=${LAUNCHER[$1]:-} pid rc=0 sig
+  pid=$(pid_of "$name")
+  if [[ -n "$pid" && -r /proc/$pid/cmdline ]] && [[ "$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$pid/stat" 2>/dev/null)" != Z ]]; then
+    REASON="pid $pid is alive but its command line does not name $STATE/: $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-200)"
+    return
+  fi
+  if [[ -z "$launcher" ]]; then REASON="not started by this run"; return; fi
+  if kill -0 "$launcher" 2>/dev/null && ! [[ "$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$launcher/stat" 2>/dev/null)" == Z ]]; then
+    REASON="its launcher (pid $launcher) still runs"; return
+  fi
+  wait "$launcher" 2>/dev/null || rc=$?
+  # A setsid that had to fork reports a child killed by a signal as "did not exit normally",
+  # with the signal's number as its own status.
+  if [[ "$launcher" != "$pid" ]] && (( rc > 0 && rc < 128 )) &&
+      tail -n 1 "$STATE/logs/$name.log" 2>/dev/null | grep -q "did not exit normally"; then
+    rc=$((rc + 128))
+  fi
+  if (( rc > 128 )); then
+    sig=$(kill -l $((rc - 128)) 2>/dev/null || echo "$((rc - 128))")
+    REASON="killed by signal SIG$sig"
+    [[ $sig != KILL ]] || REASON+=" (if nobody sent it: the kernel's OOM killer? see dmesg)"
+  elif (( rc == 127 )); then
+    REASON="exit status 127: the binary could not be run"
+  else
+    REASON="exit status $rc"
+  fi
 }
 
 fail_with_log() { # fail_with_log NAME MESSAGE
-  log "$2; last lines of $STATE/logs/$1.log:"
-  tail -n 40 "$STATE/logs/$1.log" >&2 || true
+  local f="$STATE/logs/$1.log"
+  if [[ -s "$f" ]]; then
+    log "$2; last lines of $f:"
+    tail -n 40 "$f" >&2 || true
+  else
+    log "$2; its log $f is empty"
+  fi
   exit 1
 }
 
@@ -334,7 +413,10 @@ wait_for() { # wait_for NAME DESCRIPTION COMMAND...
   local name=$1 what=$2 deadline=$((SECONDS + TIMEOUT)) pid; shift 2
   pid=$(pid_of "$name")
   until "$@" >/dev/null 2>&1; do
-    is_ours "$pid" || fail_with_log "$name" "$name exited while waiting for $what"
+    if ! is_ours "$pid"; then
+      exit_reason "$name"
+      fail_with_log "$name" "$name exited while waiting for $what: $REASON"
+    fi
     (( SECONDS < deadline )) || fail_with_log "$name" "timed out after ${TIMEOUT}s waiting for $what"
     sleep 0.5
   done
@@ -392,10 +474,34 @@ stop_all() {
   return 0
 }
 
+# One lock per instance, for up and down. `down` removes the lock file (while it holds it), so
+# no empty lock file stays behind per instance; a waiter that then gets the lock of the removed
+# file sees that the path no longer names its file, and opens and locks it again.
 lock_instance() {
+  local lock="$STATE_ROOT/$NAME.lock" waited=0
   mkdir -p "$STATE_ROOT"
-  exec 9>"$STATE_ROOT/$NAME.lock"
-  if ! flock -n 9; then log "instance '$NAME' is busy (another up/down); waiting"; flock 9; fi
+  while :; do
+    exec 9>>"$lock"
+    if ! flock -n 9; then
+      [[ $waited == 1 ]] || log "instance '$NAME' is busy (another up/down); waiting"
+      waited=1; flock 9
+    fi
+    [[ "$(stat -c %d:%i "$lock" 2>/dev/null)" == "$(stat -L -c %d:%i /dev/fd/9)" ]] && return 0
+    exec 9>&-
+  done
+}
+unlock_instance_and_remove() { rm -f "$STATE_ROOT/$NAME.lock"; exec 9>&-; }
+
+# Saves the instance's logs outside its state directory (which `down` deletes), keeping the
+# newest 10 saved runs; prints where.
+save_logs() {
+  [[ -d "$STATE/logs" ]] || return 0
+  local dest="$STATE_ROOT/logs/$NAME-$(date +%Y%m%d-%H%M%S)" old
+  mkdir -p "$STATE_ROOT/logs"
+  cp -r "$STATE/logs" "$dest"
+  log "logs of instance '$NAME' saved in $dest"
+  # shellcheck disable=SC2012 # names are ours: NAME-YYYYmmdd-HHMMSS
+  for old in $(ls -1dt "$STATE_ROOT"/logs/*/ 2>/dev/null | tail -n +11); do rm -rf "$old"; done
 }
 
 # ---------------------------------------------------------------- commands
@@ -419,7 +525,7 @@ cmd_up() {
   if [[ $NODE == 1 ]]; then mkdir -p "$STATE/node"; fi
   chmod 700 "$STATE" "$STATE/etcd"
   # If anything below fails, stop what was started (state kept for the logs).
-  trap '[[ $UP_OK == 1 ]] || { log "up failed; stopping what was started (logs kept in $STATE/logs)"; stop_all; }' EXIT
+  trap '[[ $UP_OK == 1 ]] || { log "up failed; stopping what was started (its logs stay in $STATE/logs until down; down --keep-logs saves them)"; stop_all; }' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
   allocate_ports; load_ports
@@ -506,12 +612,15 @@ cmd_up() {
 
 cmd_down() {
   lock_instance
-  if [[ ! -d "$STATE" ]]; then log "instance '$NAME' is not running"; return 0; fi
+  if [[ ! -d "$STATE" ]]; then log "instance '$NAME' is not running"; unlock_instance_and_remove; return 0; fi
   stop_all
+  if [[ $KEEP_LOGS == 1 ]]; then save_logs; fi
   if [[ $KEEP == 1 ]]; then
     log "instance '$NAME' stopped; state kept in $STATE"
+    exec 9>&-
   else
     rm -rf "$STATE"
+    unlock_instance_and_remove
     log "instance '$NAME' stopped and its state removed"
   fi
 }

@@ -23,7 +23,10 @@ demo_log() { printf '[demo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # demo_build: the replica, operator and demo binaries (debug profile, shared target dir).
 demo_build() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SYNCMESH_CACHE:-$HOME/.cache/syncmesh}/target}"
-  (cd "$DEMO_ROOT" && cargo build --quiet -p syncmesh-replica -p syncmesh-operator -p syncmesh-demo)
+  # shellcheck source=tests/lib/progress.sh
+  source "$DEMO_ROOT/tests/lib/progress.sh"
+  PROGRESS_TAG=demo progress "cargo build of the replica, the operator and the demo service" \
+    cargo build --color never --manifest-path "$DEMO_ROOT/Cargo.toml" -p syncmesh-replica -p syncmesh-operator -p syncmesh-demo
   DEMO_BIN=$CARGO_TARGET_DIR/debug
 }
 
@@ -134,12 +137,23 @@ $DEMO_NS the database 'orders' shared by svc-a and svc-b (2 pods each, each pod 
   export PATH=\$SYNCMESH_K8S_BIN:\$PATH
   kubectl -n $DEMO_NS get sdb,pods -o wide
 
-  curl -X PUT --data hello http://$a:8080/kv/greeting    # write through a pod of svc-a
-  curl http://$b:8080/kv/greeting                        # read it through a pod of svc-b
-  curl -X POST http://$b:8080/incr/visits                # a counter every pod increments
-  curl http://$b:8080/subscribe/news &                   # wait for a message in svc-b...
-  curl -X POST --data hi http://$a:8080/publish/news     # ...published from svc-a
+Reach one pod of each service through the API server (works wherever kubectl works):
+
+  kubectl -n $DEMO_NS port-forward deployment/svc-a 8081:8080 >/dev/null &
+  kubectl -n $DEMO_NS port-forward deployment/svc-b 8082:8080 >/dev/null &
+
+  curl -X PUT --data hello localhost:8081/kv/greeting    # write through a pod of svc-a
+  curl localhost:8082/kv/greeting                        # read it through a pod of svc-b
+  curl -X POST localhost:8082/incr/visits                # a counter every pod increments
+  curl localhost:8082/subscribe/news &                   # wait for a message in svc-b...
+  curl -X POST --data hi localhost:8081/publish/news     # ...published from svc-a: PUBLISH
+                                                         # counts svc-a's own replica's
+                                                         # subscribers (0), svc-b gets it anyway
   kubectl -n $DEMO_NS delete pod -l app=svc-a            # replacements bootstrap from the mesh
+                                                         # (restart the port-forward after)
+
+On this machine (the node's host) the pod IPs work directly too: curl http://$a:8080/kv/greeting
+(svc-a) and http://$b:8080/kv/greeting (svc-b).
 
   $DEMO_HERE/demo.sh down                               # stop and remove everything
 EOF

@@ -8,6 +8,7 @@
 
 pub mod admin_token;
 pub mod resources;
+pub mod rollout;
 pub mod status;
 pub mod tls;
 
@@ -28,8 +29,8 @@ use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::crd::{SyncedDatabase, TlsMode, DATABASE_LABEL, FINALIZER};
-use crate::metrics::METRICS;
+use crate::crd::{RolloutPolicy, SyncedDatabase, TlsMode, DATABASE_LABEL, FINALIZER, MEMBER_LABEL};
+use crate::metrics::{DatabaseFigures, METRICS};
 use crate::webhook::patch::Defaults;
 use status::{MeshView, Observed};
 
@@ -52,11 +53,32 @@ pub enum Error {
 }
 
 impl Error {
-    fn kind(&self) -> &'static str {
+    /// A short label for metrics and logs: `conflict` (409: someone else owns a field or the
+    /// object changed), `forbidden` (403: the operator's RBAC lacks a permission), `kube`
+    /// (any other API error), `pki`, `invalid`. A finalizer error is labelled by its cause.
+    pub fn kind(&self) -> &'static str {
         match self {
+            Error::Kube(kube::Error::Api(e)) if e.code == 409 => "conflict",
+            Error::Kube(kube::Error::Api(e)) if e.code == 403 => "forbidden",
             Error::Kube(_) => "kube",
             Error::Pki(_) => "pki",
-            Error::Finalizer(_) => "finalizer",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.kind(),
+                kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(e))
+                | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(e))
+                    if e.code == 409 =>
+                {
+                    "conflict"
+                }
+                kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(e))
+                | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(e))
+                    if e.code == 403 =>
+                {
+                    "forbidden"
+                }
+                _ => "kube",
+            },
             Error::Invalid(_) => "invalid",
         }
     }
@@ -118,7 +140,9 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
-async fn reconcile(db: Arc<SyncedDatabase>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// One reconcile of one SyncedDatabase: adds the finalizer, or brings the owned objects and the
+/// status in line ([`apply`]), or cleans up when it is being deleted ([`cleanup`]).
+pub async fn reconcile(db: Arc<SyncedDatabase>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let namespace =
         db.namespace().ok_or_else(|| Error::Invalid("SyncedDatabase without a namespace".into()))?;
@@ -140,12 +164,12 @@ async fn reconcile(db: Arc<SyncedDatabase>, ctx: Arc<Context>) -> Result<Action,
 }
 
 /// Requeues a failed object with exponential backoff: 1 s, 2 s, 4 s … up to 5 minutes.
-fn error_policy(db: Arc<SyncedDatabase>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(db: Arc<SyncedDatabase>, error: &Error, ctx: Arc<Context>) -> Action {
     METRICS.reconcile_errors.with_label_values(&[error.kind()]).inc();
     let mut failures = ctx.failures.lock().expect("lock");
     let n = failures.entry(ObjectRef::from(db.as_ref())).or_insert(0);
     *n = n.saturating_add(1);
-    let delay = Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300));
+    let delay = Duration::from_secs(1u64 << (*n - 1).min(9)).min(Duration::from_secs(300));
     warn!(database = %db.name_any(), namespace = ?db.namespace(), error = %error, retry_in = ?delay, "reconcile failed");
     let ctx = ctx.clone();
     let (db, message) = (db.clone(), error.to_string());
@@ -199,6 +223,8 @@ async fn apply(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
             let note = format!("issued the member certificate in Secret {}", db.member_tls_secret_name());
             ctx.event(db, EventType::Normal, "CertificateIssued", "IssueCertificate", note).await;
         }
+    } else {
+        tls::observe_external(&Api::namespaced(client.clone(), &namespace), db).await?;
     }
 
     let admin_token =
@@ -238,6 +264,35 @@ async fn apply(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
     } else {
         Vec::new()
     };
+    // Which replica image each member runs, and (rolloutAfterUpgrade: Restart) the restart of
+    // the workloads whose pods run another than the one injected now.
+    let wanted_image = db.spec.replica.image.clone().unwrap_or_else(|| ctx.defaults.replica_image.clone());
+    let durable_images = if wanted > 0 {
+        let selector = format!("{MEMBER_LABEL}={name},{}=durable", resources::ROLE_LABEL);
+        status::durable_images(&pods.list(&ListParams::default().labels(&selector)).await?.items)
+    } else {
+        Vec::new()
+    };
+    let (mut restarted, mut unowned) = (Vec::new(), Vec::new());
+    if db.spec.rollout_after_upgrade == RolloutPolicy::Restart {
+        let outdated: Vec<&Pod> = opted_in
+            .items
+            .iter()
+            .filter(|p| members.iter().any(|m| Some(&m.name) == p.metadata.name.as_ref()))
+            .filter(|p| status::replica_image(p).is_some_and(|i| i != wanted_image))
+            .collect();
+        if !outdated.is_empty() {
+            let rollout = rollout::restart_outdated(&client, &namespace, &outdated, &wanted_image).await?;
+            for workload in &rollout.newly_restarted {
+                let note =
+                    format!("restarted {workload}: its pods run another replica image than {wanted_image}");
+                ctx.event(db, EventType::Normal, "RolloutRestarted", "Restart", note).await;
+            }
+            restarted = rollout.restarted.iter().map(|w| w.to_string()).collect();
+            unowned = rollout.unowned;
+        }
+    }
+
     let new_status = status::compute(
         db,
         &Observed {
@@ -245,6 +300,25 @@ async fn apply(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
             uninjected: &uninjected,
             durable: (durable_ready, wanted),
             views: &views,
+            wanted_image: &wanted_image,
+            durable_images: &durable_images,
+            restarted: &restarted,
+            unowned: &unowned,
+        },
+    );
+    let conditions: Vec<(&str, bool)> =
+        new_status.conditions.iter().map(|c| (c.type_.as_str(), c.status == "True")).collect();
+    let images: Vec<(String, bool, i64)> =
+        new_status.replica_versions.iter().map(|v| (v.image.clone(), v.current, v.pods as i64)).collect();
+    METRICS.record_database(
+        &namespace,
+        &name,
+        &DatabaseFigures {
+            injected: new_status.members.injected as i64,
+            ready: new_status.members.ready as i64,
+            uninjected: new_status.uninjected_pods.len() as i64,
+            conditions: &conditions,
+            images: &images,
         },
     );
 
@@ -269,7 +343,18 @@ async fn apply(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
             "kind": "SyncedDatabase",
             "status": new_status,
         });
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        match api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await
+        {
+            Ok(_) => {}
+            // Deleted while this reconcile ran (its finalizer was removed by hand): nothing to
+            // report on, and the owned objects go with it (owner references).
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                info!(database = %name, %namespace, "deleted during reconcile");
+                METRICS.forget_database(&namespace, &name);
+                return Ok(Action::await_change());
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     if became_ready {
         let note = format!("mesh Service {} and certificates in place", db.mesh_service_name());
@@ -310,6 +395,9 @@ async fn cleanup(db: &SyncedDatabase, ctx: &Context) -> Result<Action, Error> {
     if db.spec.mesh.tls.mode == TlsMode::Auto {
         delete_if_exists(&secrets, &db.member_tls_secret_name()).await?;
     }
+    METRICS.forget_database(&namespace, &db.name_any());
+    METRICS.forget_certificates(&namespace, &db.ca_secret_name());
+    METRICS.forget_certificates(&namespace, &db.member_tls_secret_name());
     info!(database = %db.name_any(), %namespace, "cleaned up");
     Ok(Action::await_change())
 }

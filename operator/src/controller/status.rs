@@ -5,6 +5,8 @@
 //! - `MeshFormed`: the ready members see each other (asked on their admin port, `/status`).
 //! - `Degraded`: something needs attention although the database works: members that are not
 //!   ready, or pods that carry the opt-in label but were created without the replica.
+//! - `ReplicasUpToDate`: every member runs the replica image the operator injects now (after an
+//!   upgrade of the operator, old pods keep their image until they are recreated).
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::Deserialize;
 
-use crate::crd::{MemberCounts, SyncedDatabase, SyncedDatabaseStatus};
+use crate::crd::{MemberCounts, ReplicaVersion, SyncedDatabase, SyncedDatabaseStatus};
 use crate::webhook::patch::{is_injected, ADMIN_PORT, SIDECAR_NAME};
 
 /// A pod's place in the database.
@@ -21,6 +23,34 @@ pub struct Member {
     pub name: String,
     pub ip: Option<String>,
     pub ready: bool,
+    /// The image of its replica container.
+    pub image: Option<String>,
+}
+
+/// The image of a pod's replica container (the injected sidecar, or a durable replica's
+/// container), by its name.
+pub fn replica_image(pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .find(|c| c.name == SIDECAR_NAME)
+        .and_then(|c| c.image.clone())
+}
+
+/// Whether a pod is gone or going (being deleted, or finished).
+fn is_leaving(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_some() || matches!(phase, Some("Succeeded") | Some("Failed"))
+}
+
+/// (pod name, replica image) of the durable replicas' pods that are not leaving.
+pub fn durable_images(pods: &[Pod]) -> Vec<(String, String)> {
+    pods.iter()
+        .filter(|p| !is_leaving(p))
+        .filter_map(|p| Some((p.metadata.name.clone()?, replica_image(p)?)))
+        .collect()
 }
 
 /// Members (injected pods) and pods that opted in without a replica, from the opt-in pods.
@@ -29,8 +59,7 @@ pub fn classify(pods: &[Pod]) -> (Vec<Member>, Vec<String>) {
     let mut uninjected = Vec::new();
     for pod in pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if pod.metadata.deletion_timestamp.is_some() || matches!(phase, Some("Succeeded") | Some("Failed")) {
+        if is_leaving(pod) {
             continue;
         }
         if !is_injected(pod) {
@@ -42,7 +71,12 @@ pub fn classify(pods: &[Pod]) -> (Vec<Member>, Vec<String>) {
             .and_then(|s| s.init_container_statuses.as_ref())
             .and_then(|list| list.iter().find(|c| c.name == SIDECAR_NAME))
             .is_some_and(|c| c.ready);
-        members.push(Member { name, ip: status.and_then(|s| s.pod_ip.clone()), ready });
+        members.push(Member {
+            name,
+            ip: status.and_then(|s| s.pod_ip.clone()),
+            ready,
+            image: replica_image(pod),
+        });
     }
     members.sort_by(|a, b| a.name.cmp(&b.name));
     uninjected.sort();
@@ -113,6 +147,14 @@ pub struct Observed<'a> {
     pub durable: (i32, i32),
     /// How each ready member sees the mesh, by pod name.
     pub views: &'a [(String, MeshView)],
+    /// The replica image the operator injects now.
+    pub wanted_image: &'a str,
+    /// (pod, image) of the durable replicas' pods.
+    pub durable_images: &'a [(String, String)],
+    /// Workloads restarted onto `wanted_image` (`rolloutAfterUpgrade: Restart`), as `kind/name`.
+    pub restarted: &'a [String],
+    /// Outdated pods that no workload owns, so that no restart replaces them.
+    pub unowned: &'a [String],
 }
 
 fn condition(type_: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
@@ -232,8 +274,10 @@ pub fn compute(db: &SyncedDatabase, observed: &Observed<'_>) -> SyncedDatabaseSt
         condition("Degraded", false, "AsExpected", "every member is ready".into(), generation)
     };
 
+    let (replica_versions, up_to_date) = versions(observed, generation);
+
     let previous = db.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let conditions = [ready, mesh, degraded]
+    let conditions = [ready, mesh, degraded, up_to_date]
         .into_iter()
         .map(|mut c| {
             if let Some(old) = previous.iter().find(|o| o.type_ == c.type_ && o.status == c.status) {
@@ -246,10 +290,78 @@ pub fn compute(db: &SyncedDatabase, observed: &Observed<'_>) -> SyncedDatabaseSt
     SyncedDatabaseStatus {
         observed_generation: generation,
         conditions,
-        members: MemberCounts { injected: total_members, ready: ready_members, durable_ready },
+        members: MemberCounts {
+            injected: total_members,
+            ready: ready_members,
+            durable_ready,
+            summary: format!("{ready_members}/{total_members}"),
+        },
         uninjected_pods: observed.uninjected.to_vec(),
         mesh_service: Some(db.mesh_service_name()),
+        replica_versions,
     }
+}
+
+/// How many members run each replica image, and the `ReplicasUpToDate` condition.
+fn versions(observed: &Observed<'_>, generation: Option<i64>) -> (Vec<ReplicaVersion>, Condition) {
+    let wanted = observed.wanted_image;
+    let images: Vec<(&str, &str)> = observed
+        .members
+        .iter()
+        .filter_map(|m| Some((m.name.as_str(), m.image.as_deref()?)))
+        .chain(observed.durable_images.iter().map(|(p, i)| (p.as_str(), i.as_str())))
+        .collect();
+    let mut counts: Vec<ReplicaVersion> = Vec::new();
+    for (_, image) in &images {
+        match counts.iter_mut().find(|v| v.image == *image) {
+            Some(v) => v.pods += 1,
+            None => counts.push(ReplicaVersion {
+                version: ReplicaVersion::version_of(image),
+                image: image.to_string(),
+                pods: 1,
+                current: *image == wanted,
+            }),
+        }
+    }
+    counts.sort_by(|a, b| b.current.cmp(&a.current).then_with(|| a.image.cmp(&b.image)));
+    let outdated: Vec<&str> = images.iter().filter(|(_, i)| *i != wanted).map(|(p, _)| *p).collect();
+    let condition = if outdated.is_empty() {
+        let message = if images.is_empty() {
+            format!("no members yet; new ones get {wanted}")
+        } else {
+            format!("every member runs {wanted}")
+        };
+        self::condition("ReplicasUpToDate", true, "AllCurrent", message, generation)
+    } else {
+        let others: Vec<String> =
+            counts.iter().filter(|v| !v.current).map(|v| format!("{}: {}", v.image, v.pods)).collect();
+        let mut pods = outdated[..outdated.len().min(5)].join(", ");
+        if outdated.len() > 5 {
+            pods.push_str(&format!(" and {} more", outdated.len() - 5));
+        }
+        let head = format!(
+            "{} of {} members run another replica image than {wanted} ({}): {pods}",
+            outdated.len(),
+            images.len(),
+            others.join(", ")
+        );
+        let unowned = if observed.unowned.is_empty() {
+            String::new()
+        } else {
+            format!("; no workload owns {}: delete them to replace them", observed.unowned.join(", "))
+        };
+        if observed.restarted.is_empty() {
+            let message = format!(
+                "{head}; restart their workloads (kubectl rollout restart deployment/NAME) or set \
+                 spec.rolloutAfterUpgrade: Restart{unowned}"
+            );
+            self::condition("ReplicasUpToDate", false, "OutdatedReplicas", message, generation)
+        } else {
+            let message = format!("{head}; restarted {}{unowned}", observed.restarted.join(", "));
+            self::condition("ReplicasUpToDate", false, "RollingOut", message, generation)
+        }
+    };
+    (counts, condition)
 }
 
 #[cfg(test)]
@@ -262,13 +374,32 @@ mod tests {
     }
 
     fn member(name: &str, ready: bool) -> Member {
-        Member { name: name.into(), ip: Some("10.0.0.1".into()), ready }
+        Member { name: name.into(), ip: Some("10.0.0.1".into()), ready, image: Some(IMAGE.into()) }
+    }
+
+    const IMAGE: &str = "syncmesh/syncmesh-replica:0.2.0";
+
+    fn observed<'a>(
+        members: &'a [Member],
+        durable: (i32, i32),
+        views: &'a [(String, MeshView)],
+    ) -> Observed<'a> {
+        Observed {
+            members,
+            uninjected: &[],
+            durable,
+            views,
+            wanted_image: IMAGE,
+            durable_images: &[],
+            restarted: &[],
+            unowned: &[],
+        }
     }
 
     #[test]
     fn a_database_without_members_is_ready_but_has_no_mesh() {
         let db = SyncedDatabase::new("a", SyncedDatabaseSpec::default());
-        let s = compute(&db, &Observed { members: &[], uninjected: &[], durable: (0, 0), views: &[] });
+        let s = compute(&db, &observed(&[], (0, 0), &[]));
         assert_eq!(cond(&s, "Ready").status, "True");
         assert_eq!(cond(&s, "MeshFormed").reason, "NoReadyMembers");
         assert_eq!(cond(&s, "Degraded").status, "False");
@@ -284,10 +415,7 @@ mod tests {
             ("p3".to_string(), MeshView::Unreachable("timed out".into())),
         ];
         let uninjected = ["old-pod".to_string()];
-        let s = compute(
-            &db,
-            &Observed { members: &members, uninjected: &uninjected, durable: (0, 0), views: &views },
-        );
+        let s = compute(&db, &Observed { uninjected: &uninjected, ..observed(&members, (0, 0), &views) });
         let mesh = cond(&s, "MeshFormed");
         assert_eq!(mesh.status, "False");
         assert!(mesh.message.contains("p2 sees 1 of 2 peers") && mesh.message.contains("p3: timed out"));
@@ -307,10 +435,7 @@ mod tests {
             ("p2".to_string(), MeshView::Connected { peers: 1, quarantined: vec![] }),
         ];
         let uninjected = ["old-pod".to_string()];
-        let s = compute(
-            &db,
-            &Observed { members: &members, uninjected: &uninjected, durable: (0, 0), views: &views },
-        );
+        let s = compute(&db, &Observed { uninjected: &uninjected, ..observed(&members, (0, 0), &views) });
         let degraded = cond(&s, "Degraded");
         assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "MemberQuarantined"));
         assert!(degraded.message.contains("p1 quarantined 00000000000000aa"), "{}", degraded.message);
@@ -319,12 +444,53 @@ mod tests {
     #[test]
     fn durable_replicas_gate_readiness_and_transition_times_stick() {
         let mut db = SyncedDatabase::new("a", SyncedDatabaseSpec::default());
-        let s = compute(&db, &Observed { members: &[], uninjected: &[], durable: (1, 2), views: &[] });
+        let s = compute(&db, &observed(&[], (1, 2), &[]));
         assert_eq!(cond(&s, "Ready").reason, "DurableReplicasNotReady");
         assert_eq!(s.members.injected, 2);
+        assert_eq!(s.members.summary, "1/2");
         db.status = Some(s.clone());
         std::thread::sleep(Duration::from_millis(5));
-        let again = compute(&db, &Observed { members: &[], uninjected: &[], durable: (1, 2), views: &[] });
+        let again = compute(&db, &observed(&[], (1, 2), &[]));
         assert_eq!(cond(&again, "Ready").last_transition_time, cond(&s, "Ready").last_transition_time);
+    }
+
+    #[test]
+    fn pods_on_another_image_are_counted_and_named() {
+        let db = SyncedDatabase::new("a", SyncedDatabaseSpec::default());
+        let old = |name: &str| Member {
+            image: Some("syncmesh/syncmesh-replica:0.1.0".into()),
+            ..member(name, true)
+        };
+        let members = [member("new-1", true), old("old-1"), old("old-2")];
+        let durable = [("a-durable-0".to_string(), "syncmesh/syncmesh-replica:0.1.0".to_string())];
+        let s = compute(&db, &Observed { durable_images: &durable, ..observed(&members, (1, 1), &[]) });
+        assert_eq!(
+            s.replica_versions,
+            vec![
+                ReplicaVersion { version: "0.2.0".into(), image: IMAGE.into(), pods: 1, current: true },
+                ReplicaVersion {
+                    version: "0.1.0".into(),
+                    image: "syncmesh/syncmesh-replica:0.1.0".into(),
+                    pods: 3,
+                    current: false
+                },
+            ]
+        );
+        let c = cond(&s, "ReplicasUpToDate");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "OutdatedReplicas"));
+        assert!(c.message.starts_with("3 of 4 members run another replica image"), "{}", c.message);
+        assert!(c.message.contains("old-1, old-2, a-durable-0"), "{}", c.message);
+
+        let restarted = ["deployment/checkout".to_string()];
+        let s = compute(
+            &db,
+            &Observed { durable_images: &durable, restarted: &restarted, ..observed(&members, (1, 1), &[]) },
+        );
+        let c = cond(&s, "ReplicasUpToDate");
+        assert_eq!(c.reason, "RollingOut");
+        assert!(c.message.ends_with("restarted deployment/checkout"), "{}", c.message);
+
+        let s = compute(&db, &observed(&[member("new-1", true)], (0, 0), &[]));
+        assert_eq!(cond(&s, "ReplicasUpToDate").reason, "AllCurrent");
     }
 }

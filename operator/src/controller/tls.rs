@@ -48,6 +48,7 @@ pub struct TlsOutcome {
 pub async fn ensure_mesh_tls(api: &Api<Secret>, db: &SyncedDatabase) -> Result<TlsOutcome, Error> {
     let now = pki::now_unix();
     let mut outcome = TlsOutcome::default();
+    let namespace = db.metadata.namespace.clone().unwrap_or_default();
     let ca_name = db.ca_secret_name();
     let existing_ca = api.get_opt(&ca_name).await?;
     let current_ca = existing_ca
@@ -105,10 +106,26 @@ pub async fn ensure_mesh_tls(api: &Api<Secret>, db: &SyncedDatabase) -> Result<T
                 (leaf.cert_pem, leaf.key_pem)
             }
         };
+        crate::metrics::METRICS.record_certificate(&namespace, &member_name, "tls", &cert);
         let data = BTreeMap::from([("ca.crt", bundle), ("tls.crt", cert), ("tls.key", key)]);
         apply(api, secret(db, member_name, "kubernetes.io/tls", data)).await?;
+    } else if let Some(leaf) = &current_leaf {
+        crate::metrics::METRICS.record_certificate(&namespace, &member_name, "tls", leaf);
     }
+    crate::metrics::METRICS.record_certificate(&namespace, &ca_name, "ca", &ca.cert_pem);
     Ok(outcome)
+}
+
+/// Records the expiry of a Secret's `tls.crt` that the operator does not issue (mode
+/// `CertManager`), so that the certificate alerts cover it too.
+pub async fn observe_external(api: &Api<Secret>, db: &SyncedDatabase) -> Result<(), Error> {
+    let namespace = db.metadata.namespace.clone().unwrap_or_default();
+    let name = db.member_tls_secret_name();
+    match api.get_opt(&name).await?.and_then(|s| text(&s, "tls.crt")) {
+        Some(cert) => crate::metrics::METRICS.record_certificate(&namespace, &name, "tls", &cert),
+        None => crate::metrics::METRICS.forget_certificates(&namespace, &name),
+    }
+    Ok(())
 }
 
 async fn apply(api: &Api<Secret>, secret: Secret) -> Result<(), Error> {

@@ -259,6 +259,9 @@ pub async fn refresh_once(
 ) -> Result<(), CertError> {
     let certs = ensure_secret(client, config).await?;
     resolver.install(&certs.serving)?;
+    let metrics = &crate::metrics::METRICS;
+    metrics.record_certificate(&config.namespace, &config.webhook_secret, "ca", &certs.ca.cert_pem);
+    metrics.record_certificate(&config.namespace, &config.webhook_secret, "tls", &certs.serving.cert_pem);
     if !sync_ca_bundle(client, config, &certs.ca.cert_pem).await? {
         warn!(configuration = %config.webhook_configuration, "MutatingWebhookConfiguration not found; will retry");
     }

@@ -157,10 +157,12 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, webhoo
             let stream = match acceptor.accept(stream).await {
                 Ok(s) => s,
                 Err(e) => {
+                    METRICS.webhook_handshake_errors.inc();
                     debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
             };
+            METRICS.webhook_connections.inc();
             let service = hyper::service::service_fn(move |req| webhook.clone().handle(req));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

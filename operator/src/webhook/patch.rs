@@ -144,7 +144,7 @@ fn field_env(name: &str, path: &str) -> Value {
 
 /// The environment of a replica (injected sidecar and durable replica alike): database, mesh
 /// wiring, TLS and limits from the SyncedDatabase. Flags are given as `SYNCMESH_*` variables
-/// (SPEC.md §3), so the container needs no command line.
+/// (docs/reference.md, "Flags"), so the container needs no command line.
 pub fn replica_env(db: &SyncedDatabase, data_dir: &str) -> Vec<Value> {
     let spec = &db.spec;
     let mesh_port = spec.mesh.port;

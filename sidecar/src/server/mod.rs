@@ -387,6 +387,7 @@ impl Server {
             }
             if cmd.is(flags::DENYOOM) && self.over_maxmemory() {
                 client.multi_error = true;
+                self.metrics.oom_rejections.inc();
                 out.error(&CmdError::Oom.to_string());
                 return;
             }
@@ -400,6 +401,7 @@ impl Server {
             return;
         }
         if cmd.is(flags::DENYOOM) && self.over_maxmemory() {
+            self.metrics.oom_rejections.inc();
             out.error(&CmdError::Oom.to_string());
             return;
         }

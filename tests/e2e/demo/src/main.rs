@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | `GET /kv/KEY`, `PUT /kv/KEY` (body = value) | GET, SET |
 //! | `POST /incr/KEY?by=N` | INCRBY |
-//! | `POST /publish/CHANNEL` (body = message) | PUBLISH |
+//! | `POST /publish/CHANNEL` (body = message) | PUBLISH (the answer explains its number) |
 //! | `GET /subscribe/CHANNEL?timeout=S` | SUBSCRIBE, first message |
 //! | `POST /push/LIST` (body = element) | LPUSH |
 //! | `GET /pop/LIST?timeout=S` | BRPOP |
@@ -91,7 +91,15 @@ impl App {
             }
             (&Method::POST, "publish", Some(channel)) => {
                 let message = body(req).await;
-                conn.publish::<_, _, i64>(channel, message).await.map(|n| (StatusCode::OK, n.to_string()))
+                // PUBLISH counts the subscribers of this pod's replica only (as Redis counts its
+                // own); say so, or a 0 reads as a failure while other pods receive the message.
+                conn.publish::<_, _, i64>(channel, message).await.map(|n| {
+                    let text = format!(
+                        "published; {n} subscriber(s) on this pod's replica (PUBLISH counts only those; \
+                         subscribers in other pods receive the message through the mesh, uncounted)\n"
+                    );
+                    (StatusCode::OK, text)
+                })
             }
             (&Method::GET, "subscribe", Some(channel)) => self.first_message(channel, timeout).await,
             (&Method::POST, "push", Some(list)) => {
