@@ -27,6 +27,7 @@ Needs redis-server, redis-benchmark, redis-cli and a release build of the replic
 (SYNCMESH_REPLICA_BIN, default target/release/syncmesh-replica).
 """
 
+import hashlib
 import os
 import re
 import subprocess
@@ -54,6 +55,12 @@ TESTS = {
     "ZADD": ["-r", "100000", "-t", "zadd"],
     "XADD": ["XADD", "s", "*", "f", "v"],
 }
+
+# Issue 12's rate limiter, loaded on both sides before the throughput part.
+RATE_LIMITER = ("local n = redis.call('INCR', KEYS[1]) "
+                "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n")
+TESTS["EVALSHA"] = ["-r", "100000", "EVALSHA", hashlib.sha1(RATE_LIMITER.encode()).hexdigest(), "1",
+                    "rl:__rand_int__", "60000"]
 
 
 class RedisPair:
@@ -173,6 +180,8 @@ def part_throughput(redis, mesh):
     print(f"| command | -P | redis ops/s | mesh ops/s | ratio | mesh catch-up s |")
     print("| --- | --: | --: | --: | --: | --: |")
     results = {}
+    for port in (redis.port, mesh.port):
+        mc.Conn(port).call("SCRIPT", "LOAD", RATE_LIMITER)
     for pipeline in (1, 16):
         for name, args in TESTS.items():
             r_rates, m_rates, catch = [], [], []

@@ -69,7 +69,7 @@ lint() {
 
 cargo_tests() {
     PROGRESS_TAG=cargo progress "compiling the workspace's tests" cargo test --color never --workspace --no-run &&
-        cargo test --workspace --quiet
+        cargo test --workspace --quiet --no-fail-fast
 }
 
 suite lint lint

@@ -407,11 +407,11 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     // client sees a partial state, and its writes reach peers as one update.
     ctx.out.array(queued.len());
     for args in &queued {
-        let Some((_, command)) = registry().get(&args[0]) else {
+        let Some((index, command)) = registry().get(&args[0]) else {
             ctx.out.error(&super::super::server::unknown_command(args));
             continue;
         };
-        if let Err(e) = (command.run)(ctx, args) {
+        if let Err(e) = ctx.call(index, command, args) {
             ctx.out.error(&e.to_string());
         }
     }

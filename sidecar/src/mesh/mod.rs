@@ -480,17 +480,26 @@ async fn stability_loop(mesh: Arc<Mesh>, host: Arc<dyn Host>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let mine = host.version_vector();
-        let frontier = {
-            let mut table = mesh.members.lock();
-            for id in table.retire_silent(mesh.retire_after) {
-                info!(member = format!("{id:016x}"), "retiring a member that left");
-            }
-            if table.members.is_empty() && mesh.has_seeds && table.peers.is_empty() {
-                continue; // peers are expected but none is known yet: nothing is stable
-            }
-            table.stability_frontier(&mine)
-        };
-        cursor = host.stable(&frontier, cursor);
+        cursor = stability_pass(&mesh, host.as_ref(), cursor);
     }
 }
+
+/// One pass of the stability loop; returns where the next pass continues compacting. Takes the
+/// store lock (through the host) and the members lock one after the other, never together.
+fn stability_pass(mesh: &Mesh, host: &dyn Host, cursor: (usize, usize)) -> (usize, usize) {
+    let mine = host.version_vector();
+    let frontier = {
+        let mut table = mesh.members.lock();
+        for id in table.retire_silent(mesh.retire_after) {
+            info!(member = format!("{id:016x}"), "retiring a member that left");
+        }
+        if table.members.is_empty() && mesh.has_seeds && table.peers.is_empty() {
+            return cursor; // peers are expected but none is known yet: nothing is stable
+        }
+        table.stability_frontier(&mine)
+    };
+    host.stable(&frontier, cursor)
+}
+
+#[cfg(test)]
+mod tests;

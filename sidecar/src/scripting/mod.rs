@@ -638,7 +638,7 @@ fn call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, String>> {
     out.proto = proto;
     std::mem::swap(ctx.out, &mut out);
     let writes = ctx.store.stats.writes;
-    let result = (cmd.run)(ctx, &argv);
+    let result = ctx.call(index, cmd, &argv);
     if let Err(e) = result {
         ctx.out.error(&e.to_string());
     }
