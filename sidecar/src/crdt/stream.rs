@@ -110,7 +110,10 @@ pub struct GroupPosition {
     pub entries_read: Option<i64>,
 }
 
+/// A group as snapshots and the log hold it: the replicated part. Read back, the local part
+/// starts where the replicated position is, as for a group just created (see [`Group::new`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "GroupRepr")]
 pub struct Group {
     pub position: Register<GroupPosition>,
     /// Acknowledged ids, on any replica (grow-only; ids below the first entry are pruned).
@@ -124,6 +127,27 @@ pub struct Group {
     pub pending: BTreeMap<StreamId, Pending>,
     #[serde(skip)]
     pub consumers: BTreeMap<Blob, Consumer>,
+}
+
+#[derive(Deserialize)]
+struct GroupRepr {
+    position: Register<GroupPosition>,
+    acked: BTreeMap<StreamId, ()>,
+}
+
+impl From<GroupRepr> for Group {
+    fn from(r: GroupRepr) -> Group {
+        let (delivered, entries_read) =
+            r.position.value().map(|p| (p.last_id, p.entries_read)).unwrap_or_default();
+        Group {
+            position: r.position,
+            acked: r.acked,
+            delivered,
+            entries_read,
+            pending: BTreeMap::new(),
+            consumers: BTreeMap::new(),
+        }
+    }
 }
 
 impl Group {
