@@ -343,7 +343,8 @@ mod tests {
                 Err(StorageError::Format(e)) => {
                     assert_eq!(e, FormatError { file: "log-0000000003.aof".into(), found: format });
                     let text = e.to_string();
-                    let reads = format!("format {format}; this replica reads formats {OLDEST_FORMAT}..{FORMAT}");
+                    let reads =
+                        format!("format {format}; this replica reads formats {OLDEST_FORMAT}..{FORMAT}");
                     assert!(text.contains(&reads), "{text}");
                 }
                 other => panic!("format {format}: {other:?}"),

@@ -147,7 +147,9 @@ mod tests {
         let crc = crc32fast::hash(&bytes[..40]);
         bytes[40..44].copy_from_slice(&crc.to_le_bytes());
         match decode(&bytes) {
-            Err(StorageError::Format(e)) => assert_eq!((e.file.as_str(), e.found), (FILE_NAME, crate::storage::FORMAT + 1)),
+            Err(StorageError::Format(e)) => {
+                assert_eq!((e.file.as_str(), e.found), (FILE_NAME, crate::storage::FORMAT + 1))
+            }
             other => panic!("{other:?}"),
         }
     }
