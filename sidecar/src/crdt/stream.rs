@@ -439,3 +439,23 @@ impl StreamPart {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_read_back_starts_at_its_replicated_position() {
+        let dot = Dot::new(1, crate::crdt::Timestamp(10));
+        let position = GroupPosition { last_id: StreamId::new(5, 1), entries_read: Some(3) };
+        let mut g = Group::new(dot, position);
+        g.pending.insert(
+            StreamId::new(5, 1),
+            Pending { consumer: Blob::from_slice(b"c"), delivered_ms: 1, deliveries: 1 },
+        );
+        let back: Group = bincode::deserialize(&bincode::serialize(&g).unwrap()).unwrap();
+        assert_eq!((back.delivered, back.entries_read), (StreamId::new(5, 1), Some(3)));
+        assert!(back.pending.is_empty() && back.consumers.is_empty(), "local to the replica: not kept");
+        assert_eq!(back.position, g.position);
+    }
+}
