@@ -477,9 +477,24 @@ fn first_difference(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()))
 }
 
+/// Blessing writes the fixtures of a version that has none; it never changes the committed
+/// bytes of a version, which replicas of the releases that wrote them rely on.
+fn refuse_to_rewrite(path: &Path) -> ! {
+    panic!(
+        "SYNCMESH_BLESS=1 refuses to change {}: its version already has committed fixtures, and \
+         a replica of that version reads and writes those bytes. Bump the version (its fixtures \
+         then go to a new directory). Only if that version was never released: delete its \
+         directory and bless again.\n{FORMAT_CHANGED}",
+        path.display()
+    )
+}
+
 /// Compares encoded `items` with the committed hex file (or writes it when blessing).
 fn pin_hex(path: &Path, header: &str, items: &[(String, Vec<u8>)]) {
     if bless() {
+        if path.exists() && read_hex(path) != items {
+            refuse_to_rewrite(path);
+        }
         write_hex(path, header, items);
         return;
     }
@@ -506,6 +521,9 @@ fn pin_hex(path: &Path, header: &str, items: &[(String, Vec<u8>)]) {
 /// Compares `bytes` with a committed binary fixture (or writes it when blessing).
 fn pin_file(path: &Path, bytes: &[u8]) {
     if bless() {
+        if std::fs::read(path).is_ok_and(|committed| committed != bytes) {
+            refuse_to_rewrite(path);
+        }
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
         return;
@@ -734,6 +752,9 @@ fn a_data_directory_is_pinned_and_opens_with_its_state() {
     }
     let digest = format!("{NOW} {:032x}\n", f.state.digest(NOW));
     if bless() {
+        if std::fs::read_to_string(digest_file(FORMAT)).is_ok_and(|committed| committed != digest) {
+            refuse_to_rewrite(&digest_file(FORMAT));
+        }
         std::fs::write(digest_file(FORMAT), &digest).unwrap();
     }
     assert_eq!(std::fs::read_to_string(digest_file(FORMAT)).unwrap(), digest, "{FORMAT_CHANGED}");
