@@ -713,16 +713,39 @@ fn data_dir_files(f: &Fixtures) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// A copy of a fixture directory to open (a start writes a new segment and a lock file).
-fn copy_dir(from: &Path, name: &str) -> PathBuf {
-    let to = std::env::temp_dir().join(format!("syncmesh-formats-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&to);
-    std::fs::create_dir_all(&to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+/// A fresh directory under the system's temporary directory, removed when dropped (a failing
+/// test included).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("syncmesh-formats-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
     }
-    to
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A copy of a fixture's data directory to open (a start writes a new segment and a lock
+    /// file).
+    fn copy_of(&self, data_dir: &Path) -> PathBuf {
+        let to = self.0.join("data");
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(data_dir).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+        to
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Opens a data directory as a replica does at start; the replica it recovers.
@@ -758,7 +781,8 @@ fn a_data_directory_is_pinned_and_opens_with_its_state() {
         std::fs::write(digest_file(FORMAT), &digest).unwrap();
     }
     assert_eq!(std::fs::read_to_string(digest_file(FORMAT)).unwrap(), digest, "{FORMAT_CHANGED}");
-    let copy = copy_dir(&dir, "golden");
+    let scratch = Scratch::new("golden");
+    let copy = scratch.copy_of(&dir);
     let recovered = open(&copy);
     assert_eq!(recovered.id, A);
     assert_eq!(recovered.version_vector(), f.state.version_vector());
@@ -767,7 +791,6 @@ fn a_data_directory_is_pinned_and_opens_with_its_state() {
         f.state.digest(NOW),
         "the directory holds the state it was written from"
     );
-    std::fs::remove_dir_all(copy).unwrap();
 }
 
 /// Every `disk-N/data-dir` committed for a format this release reads (today's and the older
@@ -784,10 +807,10 @@ fn every_data_directory_format_this_release_reads_still_opens() {
         }
         let recorded = std::fs::read_to_string(digest_file(format)).unwrap();
         let (now, digest) = recorded.trim().split_once(' ').expect("now digest");
-        let copy = copy_dir(&dir, &format!("disk-{format}"));
+        let scratch = Scratch::new(&format!("disk-{format}"));
+        let copy = scratch.copy_of(&dir);
         let replica = open(&copy);
         assert_eq!(format!("{:032x}", replica.digest(now.parse().unwrap())), digest, "format {format}");
-        std::fs::remove_dir_all(copy).unwrap();
         opened.push(format);
     }
     assert!(bless() || opened.contains(&FORMAT), "today's format has a committed data directory");
@@ -939,9 +962,9 @@ fn a_data_directory_of_the_previous_release_opens_with_every_key() {
             assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1, "{name} is of format 1");
         }
     }
-    let data = copy_dir(&fixture, "prev");
-    let log = data.with_extension("log");
-    let _ = std::fs::remove_file(&log);
+    let scratch = Scratch::new("prev");
+    let data = scratch.copy_of(&fixture);
+    let log = scratch.path().join("replica.log");
     let id_before = storage::survey::survey(&data, true).unwrap().replica_id.expect("an identity");
     let mut r = start_on(&data, &log, &["--database", "default"]);
     let status = r.http_get("/status").1;
@@ -960,8 +983,6 @@ fn a_data_directory_of_the_previous_release_opens_with_every_key() {
     drop(r);
     let survey = storage::survey::survey(&data, true).unwrap();
     assert!(survey.damage.is_none());
-    std::fs::remove_dir_all(&data).unwrap();
-    let _ = std::fs::remove_file(&log);
 }
 
 /// Reads one frame (4-byte big-endian length, body) from a socket; None at the end.
@@ -1026,9 +1047,8 @@ fn the_previous_release_and_this_one_refuse_each_other_with_a_reason() {
         eprintln!("skipped: SYNCMESH_PREV_BIN does not name the previous release's binary");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("syncmesh-formats-mixed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("mixed");
+    let dir = scratch.path();
     let (new_log, old_log) = (dir.join("new.log"), dir.join("old.log"));
     let new = ReplicaProcess::start_logged_on((free_port(), free_port(), free_port()), &[], &new_log);
     let seed = format!("127.0.0.1:{}", new.mesh_port);
@@ -1064,7 +1084,6 @@ fn the_previous_release_and_this_one_refuse_each_other_with_a_reason() {
     assert!(log.contains("mesh protocol 1"), "{log}");
     drop(new_dialling);
     drop((new, old));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Writes `prev-release-c23aa2d/` with the previous release's binary (`SYNCMESH_PREV_BIN`):
@@ -1077,9 +1096,8 @@ fn the_previous_release_and_this_one_refuse_each_other_with_a_reason() {
 fn write_prev_release_fixture() {
     let prev = PathBuf::from(std::env::var_os("SYNCMESH_PREV_BIN").expect("SYNCMESH_PREV_BIN"));
     let out = prev_release_dir();
-    let work = std::env::temp_dir().join(format!("syncmesh-formats-write-prev-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
+    let scratch = Scratch::new("write-prev");
+    let work = scratch.path();
     let data = work.join("data");
     let ports_a = (free_port(), free_port(), free_port());
     let b = ReplicaProcess::start_binary_logged_on(
@@ -1137,5 +1155,4 @@ fn write_prev_release_fixture() {
     frame.extend_from_slice(&body);
     std::fs::write(out.join("hello-frame.bin"), frame).unwrap();
     drop((a, b));
-    std::fs::remove_dir_all(&work).unwrap();
 }
