@@ -281,22 +281,28 @@ fn bad_input_on_the_mesh_port_is_refused_without_harm() {
         let mut buf = BytesMut::new();
         wire::encode_raw(&mine.encode(), &mut buf);
         s.write_all(&buf).unwrap();
-        let mut got = BytesMut::new();
-        let theirs = loop {
+        let mut received = BytesMut::new();
+        let first = loop {
             let mut chunk = [0u8; 4096];
             let n = s.read(&mut chunk).unwrap();
-            assert!(n > 0, "closed before its greeting");
-            got.extend_from_slice(&chunk[..n]);
-            if let Some(body) = wire::take_frame(&mut got, 4096).unwrap() {
-                break Greeting::decode(&body);
+            assert!(n > 0, "closed before its first frame");
+            received.extend_from_slice(&chunk[..n]);
+            if let Some(body) = wire::take_frame(&mut received, 4096).unwrap() {
+                break body;
             }
         };
-        if let syncmesh_replica::mesh::proof::FirstFrame::Greeting(g) = theirs {
-            let proof = MembershipKey::new(database, None).prove(Side::Dialer, &g.nonce, &mine.nonce);
-            let mut buf = BytesMut::new();
-            wire::encode(&Message::Proof(proof), &mut buf);
-            let _ = s.write_all(&buf);
+        // Its greeting, or (a protocol it does not speak) a refusal instead.
+        let mut got = BytesMut::new();
+        match Greeting::decode(&first) {
+            syncmesh_replica::mesh::proof::FirstFrame::Greeting(g) => {
+                let proof = MembershipKey::new(database, None).prove(Side::Dialer, &g.nonce, &mine.nonce);
+                let mut buf = BytesMut::new();
+                wire::encode(&Message::Proof(proof), &mut buf);
+                let _ = s.write_all(&buf);
+            }
+            _ => wire::encode_raw(&first, &mut got),
         }
+        got.extend_from_slice(&received);
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest);
         got.extend_from_slice(&rest);

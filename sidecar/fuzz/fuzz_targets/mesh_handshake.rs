@@ -15,8 +15,8 @@ use libfuzzer_sys::fuzz_target;
 use syncmesh_replica::config::Config;
 use syncmesh_replica::crdt::{Timestamp, VersionVector};
 use syncmesh_replica::mesh::proof::{FirstFrame, Greeting, MembershipKey, Side};
-use syncmesh_replica::mesh::{peer, Host};
 use syncmesh_replica::mesh::wire::{self, Hello, Message};
+use syncmesh_replica::mesh::{peer, Host};
 use syncmesh_replica::server::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -89,10 +89,10 @@ fuzz_target!(|data: &[u8]| {
     let (vv, frames) = claimed_vector(data, own, own_ts);
     f.runtime.block_on(async {
         let (ours, theirs) = tokio::io::duplex(1 << 20);
-        let server = f.server.clone();
+        let mesh = f.server.mesh.clone().expect("a mesh");
+        let host: Arc<dyn Host> = f.server.clone();
         let conn = tokio::spawn(async move {
-            let mesh = server.mesh.clone().expect("a mesh");
-            peer::run(mesh, server as Arc<dyn Host>, Box::new(theirs), "127.0.0.1:1".parse().unwrap(), None).await
+            peer::run(mesh, host, Box::new(theirs), "127.0.0.1:1".parse().unwrap(), None).await
         });
         let (mut rd, mut wr) = tokio::io::split(ours);
         // The membership proof, done right: the fuzzer's bytes start after it.

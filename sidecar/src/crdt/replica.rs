@@ -35,7 +35,7 @@ impl Update {
 
 /// A replica's whole state, for a new or far-behind peer: every key's CRDT state and the version
 /// vector it reflects. Installed with a state-based join, so the receiver keeps its own writes.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub origin: ReplicaId,
     pub vv: VersionVector,

@@ -110,7 +110,10 @@ pub struct GroupPosition {
     pub entries_read: Option<i64>,
 }
 
+/// A group as snapshots and the log hold it: the replicated part. Read back, the local part
+/// starts where the replicated position is, as for a group just created (see [`Group::new`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "GroupRepr")]
 pub struct Group {
     pub position: Register<GroupPosition>,
     /// Acknowledged ids, on any replica (grow-only; ids below the first entry are pruned).
@@ -124,6 +127,27 @@ pub struct Group {
     pub pending: BTreeMap<StreamId, Pending>,
     #[serde(skip)]
     pub consumers: BTreeMap<Blob, Consumer>,
+}
+
+#[derive(Deserialize)]
+struct GroupRepr {
+    position: Register<GroupPosition>,
+    acked: BTreeMap<StreamId, ()>,
+}
+
+impl From<GroupRepr> for Group {
+    fn from(r: GroupRepr) -> Group {
+        let (delivered, entries_read) =
+            r.position.value().map(|p| (p.last_id, p.entries_read)).unwrap_or_default();
+        Group {
+            position: r.position,
+            acked: r.acked,
+            delivered,
+            entries_read,
+            pending: BTreeMap::new(),
+            consumers: BTreeMap::new(),
+        }
+    }
 }
 
 impl Group {
@@ -413,5 +437,25 @@ impl StreamPart {
                 put(id.to_string().as_bytes());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_read_back_starts_at_its_replicated_position() {
+        let dot = Dot::new(1, crate::crdt::Timestamp(10));
+        let position = GroupPosition { last_id: StreamId::new(5, 1), entries_read: Some(3) };
+        let mut g = Group::new(dot, position);
+        g.pending.insert(
+            StreamId::new(5, 1),
+            Pending { consumer: Blob::from_slice(b"c"), delivered_ms: 1, deliveries: 1 },
+        );
+        let back: Group = bincode::deserialize(&bincode::serialize(&g).unwrap()).unwrap();
+        assert_eq!((back.delivered, back.entries_read), (StreamId::new(5, 1), Some(3)));
+        assert!(back.pending.is_empty() && back.consumers.is_empty(), "local to the replica: not kept");
+        assert_eq!(back.position, g.position);
     }
 }

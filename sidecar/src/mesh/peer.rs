@@ -122,8 +122,24 @@ async fn refuse(
     Handshake::Refused { kind, reason }
 }
 
+async fn send_greeting(
+    wr: &mut WriteHalf<Box<dyn Io>>,
+    greeting: &Greeting,
+    traffic: &Traffic,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    wire::encode_raw(&greeting.encode(), &mut out);
+    traffic.sent.fetch_add(out.len() as u64, Ordering::Relaxed);
+    wr.write_all(&out).await
+}
+
 /// The membership proof (`proof.rs`): a greeting each way, then a proof each way. Nothing
 /// else is sent before the other side's proof checked out.
+///
+/// The dialer greets first; the acceptor greets back only when it speaks the dialer's protocol.
+/// Otherwise the acceptor's first and only frame is a `Refused` naming both protocols, which
+/// every release decodes (see [`wire::Message::Refused`]): a replica of the previous release
+/// (protocol 1, which opens with its `Hello`) or of a later one that dials this one logs why.
 pub(super) async fn prove_membership(
     rd: &mut ReadHalf<Box<dyn Io>>,
     wr: &mut WriteHalf<Box<dyn Io>>,
@@ -133,10 +149,9 @@ pub(super) async fn prove_membership(
     side: Side,
 ) -> Result<(), Handshake> {
     let mine = Greeting::new(wire::PROTOCOL_VERSION);
-    let mut out = BytesMut::new();
-    wire::encode_raw(&mine.encode(), &mut out);
-    traffic.sent.fetch_add(out.len() as u64, Ordering::Relaxed);
-    wr.write_all(&out).await?;
+    if side == Side::Dialer {
+        send_greeting(wr, &mine, traffic).await?;
+    }
     let Some(first) = read_frame(rd, buf, traffic, None, UNPROVEN_FRAME_LIMIT).await? else {
         return Err(Handshake::Failed("closed before its greeting".into()));
     };
@@ -157,8 +172,15 @@ pub(super) async fn prove_membership(
             );
             return Err(refuse(wr, traffic, "protocol", why).await);
         }
-        FirstFrame::NotSyncMesh => return Err(Handshake::Failed("not a SyncMesh peer".into())),
+        // An acceptor of another protocol refuses our greeting without greeting back.
+        FirstFrame::NotSyncMesh => match wire::decode_body(&first) {
+            Ok(Message::Refused(why)) => return Err(Handshake::RefusedBy(why)),
+            _ => return Err(Handshake::Failed("not a SyncMesh peer".into())),
+        },
     };
+    if side == Side::Acceptor {
+        send_greeting(wr, &mine, traffic).await?;
+    }
     let proof = key.prove(side, &theirs.nonce, &mine.nonce);
     send(wr, &Message::Proof(proof), traffic).await?;
     match read_message(rd, buf, traffic, None, UNPROVEN_FRAME_LIMIT).await? {

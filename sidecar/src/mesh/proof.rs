@@ -3,9 +3,11 @@
 //!
 //! Nothing about the database (its name, this replica's id, its version vector, any key) is sent
 //! before the other side has proven that it belongs to the same database. Each side sends a
-//! [`Greeting`] with a fresh random nonce; each then answers the other's nonce with an HMAC-SHA256
-//! keyed by the database name and the mesh secret (`--mesh-secret`, empty without one). A side
-//! sends its `Hello` only after the other's proof checked out.
+//! [`Greeting`] with its protocol version and a fresh random nonce (the dialer first; the acceptor
+//! only once it accepts the dialer's protocol, else it sends a `Refused` naming both); each then
+//! answers the other's nonce with an HMAC-SHA256 keyed by the database name and the mesh secret
+//! (`--mesh-secret`, empty without one). A side sends its `Hello` only after the other's proof
+//! checked out.
 //!
 //! - With TLS, the certificate already proves that the peer holds a certificate of the database's
 //!   CA; the proof adds that it was configured for the same database.

@@ -1,9 +1,19 @@
 //! The mesh wire protocol: length-prefixed frames, each one bincode-encoded [`Message`].
 //!
-//! A connection starts with the membership proof (`membership.rs`: a `Greeting` frame each way,
-//! then a `Proof` message each way), then both sides send `Hello`; after that, updates flow in
-//! the order the sender applied them (a causal order), with each update's dependency vector sent
-//! as a delta against the previous update of the same origin on this connection.
+//! A connection starts with the membership proof (`proof.rs`: a `Greeting` frame each way, the
+//! dialer's first, then a `Proof` message each way), then both sides send `Hello`; after that,
+//! updates flow in the order the sender applied them (a causal order), with each update's
+//! dependency vector sent as a delta against the previous update of the same origin on this
+//! connection.
+//!
+//! **Versioning.** Everything after the greeting (every `Message`, the `Update`s and `Op`s inside
+//! them, the snapshot encoding) is what [`PROTOCOL_VERSION`] names: the greeting carries it, and
+//! replicas of different protocols refuse each other before anything else is sent. Any change to
+//! those bytes (a variant or field of `Message`, `Effect`, `Op`, `Update`, a CRDT type in a
+//! snapshot, even one inserted in the middle of an enum) bumps it, and the golden fixtures
+//! (`sidecar/tests/formats.rs`) fail until it is. The snapshot encoding is also the body of the
+//! data directory's snapshot file and of its installed-snapshot records, so changing it bumps
+//! `storage::FORMAT` too.
 
 use std::collections::HashMap;
 
@@ -15,7 +25,8 @@ use crate::crdt::replica::{Snapshot, Update};
 use crate::crdt::{Op, ReplicaId, Timestamp, VersionVector};
 
 pub const MAGIC: &str = "SYNCMESH";
-/// 1: the first releases (Hello first). 2: the membership proof comes before anything else.
+/// 1: the first releases (Hello first). 2: the membership proof comes before anything else;
+/// the effects `IncrFloat` and `HashIncrFloat`; the keyspace of function libraries (16).
 pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame accepted (snapshots of big datasets are split into chunks below this).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -45,7 +56,9 @@ pub struct WireUpdate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
     Hello(Hello),
-    /// The handshake was refused; the text says why.
+    /// The handshake was refused; the text says why. The one message every protocol encodes
+    /// alike (variant 1, a string; protocol 1 did too), so a replica of another release can read
+    /// why it was refused: it never moves and never changes.
     Refused(String),
     Updates(Vec<WireUpdate>),
     /// What the sender has applied, and what it knows every member has applied (gossip for

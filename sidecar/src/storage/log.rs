@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! segment  = header record*
-//! header   = "SMESHLOG" version:u32 replica:u64 segment:u64 crc:u32      (32 bytes, LE)
+//! header   = "SMESHLOG" format:u32 replica:u64 segment:u64 crc:u32       (32 bytes, LE)
 //! record   = see record.rs; its payload is one LogEntry:
 //!            0x01 bincode(Update)        a local command/transaction or an update from a peer
 //!            0x02 snapshot bytes         a peer's snapshot this replica installed (mesh format)
@@ -12,6 +12,11 @@
 //!
 //! Entries are in the order the replica applied them, which is a causal order, so replaying
 //! them in order with `Replica::deliver`/`install` rebuilds exactly the state that was logged.
+//!
+//! `format` is the data directory's format ([`super::FORMAT`]) the segment was written in; a
+//! segment of a format this release does not read is refused ([`super::FormatError`]), never
+//! taken for damage. Formats 1 and 2 encode entries alike (2 only adds effect variants and a
+//! keyspace), so one decoder reads both; a format that changes an encoding decodes by format.
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +28,6 @@ use crate::crdt::replica::{Snapshot, Update};
 use crate::crdt::{ReplicaId, VersionVector};
 
 const MAGIC: &[u8; 8] = b"SMESHLOG";
-const VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 32;
 
 const KIND_UPDATE: u8 = 1;
@@ -44,8 +48,12 @@ fn options() -> impl Options {
     bincode::DefaultOptions::new().with_varint_encoding().with_limit(record::MAX_RECORD as u64)
 }
 
+pub fn segment_name(number: u64) -> String {
+    format!("log-{number:010}.aof")
+}
+
 pub fn segment_path(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("log-{number:010}.aof"))
+    dir.join(segment_name(number))
 }
 
 /// The segment number of a file name written by [`segment_path`].
@@ -61,7 +69,7 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 pub fn encode_header(replica: ReplicaId, number: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&super::FORMAT.to_le_bytes());
     h[12..20].copy_from_slice(&replica.to_le_bytes());
     h[20..28].copy_from_slice(&number.to_le_bytes());
     let crc = crc32fast::hash(&h[..28]);
@@ -75,7 +83,8 @@ pub fn header_prefix(bytes: &[u8]) -> bool {
     MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())])
 }
 
-/// `(replica, segment number)` of a segment header.
+/// `(replica, segment number)` of a segment header. A header that is whole but names a format
+/// this release does not read is [`StorageError::Format`], not damage.
 pub fn decode_header(h: &[u8]) -> Result<(ReplicaId, u64), StorageError> {
     if h.len() < HEADER_LEN {
         return Err(StorageError::Corrupt("segment header is cut short".into()));
@@ -86,12 +95,10 @@ pub fn decode_header(h: &[u8]) -> Result<(ReplicaId, u64), StorageError> {
     if crc32fast::hash(&h[..28]).to_le_bytes() != h[28..32] {
         return Err(StorageError::Corrupt("segment header checksum mismatch".into()));
     }
-    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(StorageError::Corrupt(format!("segment format version {version} is not supported")));
-    }
+    let format = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
     let replica = u64::from_le_bytes(h[12..20].try_into().expect("8 bytes"));
     let number = u64::from_le_bytes(h[20..28].try_into().expect("8 bytes"));
+    super::check_format(&segment_name(number), format)?;
     Ok((replica, number))
 }
 
@@ -313,6 +320,38 @@ mod tests {
             assert!(decode_header(&bad).is_err(), "flip at {i}");
         }
         assert!(decode_header(&h[..20]).is_err());
+    }
+
+    /// A whole header of another format is not damage: it says which formats this release reads.
+    fn header_of_format(format: u32) -> [u8; HEADER_LEN] {
+        let mut h = encode_header(7, 3);
+        h[8..12].copy_from_slice(&format.to_le_bytes());
+        let crc = crc32fast::hash(&h[..28]);
+        h[28..].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn a_header_of_a_format_this_release_does_not_read_is_a_format_error() {
+        use crate::storage::{FormatError, FORMAT, OLDEST_FORMAT};
+        assert_eq!(u32::from_le_bytes(encode_header(7, 3)[8..12].try_into().unwrap()), FORMAT);
+        for format in OLDEST_FORMAT..=FORMAT {
+            assert_eq!(decode_header(&header_of_format(format)).unwrap(), (7, 3));
+        }
+        for format in [0, FORMAT + 1, u32::MAX] {
+            match decode_header(&header_of_format(format)) {
+                Err(StorageError::Format(e)) => {
+                    assert_eq!(e, FormatError { file: "log-0000000003.aof".into(), found: format });
+                    let text = e.to_string();
+                    let reads =
+                        format!("format {format}; this replica reads formats {OLDEST_FORMAT}..{FORMAT}");
+                    assert!(text.contains(&reads), "{text}");
+                }
+                other => panic!("format {format}: {other:?}"),
+            }
+        }
+        let newer = decode_header(&header_of_format(FORMAT + 1)).unwrap_err().to_string();
+        assert!(newer.contains("A newer release of syncmesh-replica wrote it"), "{newer}");
     }
 
     #[test]

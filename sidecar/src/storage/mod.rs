@@ -44,12 +44,60 @@ use crate::crdt::replica::{Snapshot, Update};
 use crate::crdt::{Replica, ReplicaId, VersionVector};
 use sync::Durability;
 
+/// The data directory's format: the layout of the segment and snapshot headers and the encoding
+/// of what they hold (updates, the stability frontier, snapshots), written into every header and
+/// checked on every read. Bump it for any change to those bytes, keep reading the formats
+/// before it, and add the new format's golden fixtures (`sidecar/tests/formats.rs`).
+///
+/// - 1: the first releases.
+/// - 2: adds the effects `IncrFloat` and `HashIncrFloat` (appended: earlier variants keep their
+///   numbers) and the keyspace of function libraries (`FUNCTIONS_DB`, 16). Nothing of format 1
+///   changed meaning, so its files read with the same decoder; a release that reads only format
+///   1 refuses format 2 rather than misreading it (it would drop the libraries).
+pub const FORMAT: u32 = 2;
+/// The oldest format this release reads.
+pub const OLDEST_FORMAT: u32 = 1;
+
+/// A file written in a format this release does not read. Nothing is wrong with the file, so it
+/// is never taken for damage: nothing is cut or set aside, the replica stops and says so.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{file} was written in data directory format {found}; this replica reads formats \
+     {OLDEST_FORMAT}..{FORMAT}{}",
+    format_advice(*.found)
+)]
+pub struct FormatError {
+    pub file: String,
+    pub found: u32,
+}
+
+fn format_advice(found: u32) -> &'static str {
+    if found > FORMAT {
+        ". A newer release of syncmesh-replica wrote it: run that release (or a later one) on this \
+         directory, or start this one on an empty directory so that it rebuilds from its peers. \
+         Nothing in the directory was changed"
+    } else {
+        ". Nothing in the directory was changed"
+    }
+}
+
+/// Checks that this release reads files of `format`.
+pub fn check_format(file: &str, format: u32) -> Result<(), FormatError> {
+    if (OLDEST_FORMAT..=FORMAT).contains(&format) {
+        Ok(())
+    } else {
+        Err(FormatError { file: file.to_string(), found: format })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{0}")]
     Corrupt(String),
     #[error("{}", recover::damage_advice(.0))]
     Damaged(Box<survey::Damage>),
+    #[error(transparent)]
+    Format(#[from] FormatError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -464,6 +464,43 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Rewrites the format of a segment's or the snapshot's header (checksum kept valid), as a
+    /// newer release would have written it.
+    fn set_format(path: &Path, format: u32, header_len: usize) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[8..12].copy_from_slice(&format.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..header_len - 4]);
+        bytes[header_len - 4..header_len].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_newer_format_stops_the_start_and_is_never_set_aside_as_damage() {
+        let newer = crate::storage::FORMAT + 1;
+        for file in ["log-0000000002.aof", "snapshot.bin"] {
+            let dir = temp_dir("newer");
+            let mut r = reopen(&dir);
+            incr(&mut r, b"a", 1_000);
+            r.storage.begin_rewrite(&r.replica).unwrap().unwrap().run().unwrap();
+            incr(&mut r, b"a", 1_001);
+            drop(r);
+            let header_len = if file == "snapshot.bin" { 44 } else { log::HEADER_LEN };
+            set_format(&dir.join(file), newer, header_len);
+            let before = contents(&dir);
+            let rebuild = Options { on_damage: OnDamage::SetAsideAndRebuild, standalone: false, ..opts() };
+            for options in [opts(), rebuild] {
+                let err = open(&dir, &options).err().expect("refused");
+                let StorageError::Format(e) = &err else { panic!("{file}: {err}") };
+                assert_eq!((e.file.as_str(), e.found), (file, newer));
+                assert!(err.to_string().contains("A newer release"), "{err}");
+                assert_eq!(contents(&dir), before, "{file}: not a byte changed, nothing set aside");
+            }
+            let survey = crate::storage::survey::survey(&dir, true);
+            assert!(matches!(survey, Err(StorageError::Format(_))), "check-data --fix has nothing to cut");
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
     #[test]
     fn fix_cuts_at_the_damage_keeps_every_byte_and_the_next_start_recovers_up_to_it() {
         let dir = temp_dir("fix");

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! snapshot.bin = header body
-//! header       = "SMESHSNP" version:u32 replica:u64 next_segment:u64 body_len:u64
+//! header       = "SMESHSNP" format:u32 replica:u64 next_segment:u64 body_len:u64
 //!                body_crc:u32 header_crc:u32                              (44 bytes, LE)
 //! body         = the state, in the mesh's snapshot encoding (Replica::snapshot)
 //! ```
@@ -12,6 +12,10 @@
 //! snapshot and replays the segments from there. The file is written as `snapshot.tmp`,
 //! fsynced, renamed over `snapshot.bin` and the directory fsynced, so a crash leaves either the
 //! old snapshot or the new one, never half of one.
+//!
+//! `format` is the data directory's format ([`super::FORMAT`]); the body's encoding is the mesh's
+//! snapshot encoding of that format. A snapshot of a format this release does not read is
+//! refused ([`super::FormatError`]), never taken for damage.
 
 use std::fs::File;
 use std::io::Write;
@@ -22,7 +26,6 @@ use crate::crdt::replica::Snapshot;
 use crate::crdt::ReplicaId;
 
 const MAGIC: &[u8; 8] = b"SMESHSNP";
-const VERSION: u32 = 1;
 const HEADER_LEN: usize = 44;
 
 pub const FILE_NAME: &str = "snapshot.bin";
@@ -45,7 +48,7 @@ pub fn encode(replica: ReplicaId, next_segment: u64, snapshot: &Snapshot) -> Vec
     let body = crate::mesh::wire::encode_snapshot(snapshot);
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&super::FORMAT.to_le_bytes());
     out.extend_from_slice(&replica.to_le_bytes());
     out.extend_from_slice(&next_segment.to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
@@ -56,7 +59,8 @@ pub fn encode(replica: ReplicaId, next_segment: u64, snapshot: &Snapshot) -> Vec
     out
 }
 
-/// Decodes and verifies a snapshot file; any damage is an error, never a panic.
+/// Decodes and verifies a snapshot file; any damage is an error, never a panic. A whole header
+/// that names a format this release does not read is [`StorageError::Format`].
 pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, StorageError> {
     let corrupt = |why: &str| StorageError::Corrupt(format!("snapshot: {why}"));
     if bytes.len() < HEADER_LEN {
@@ -71,9 +75,7 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, StorageError> {
     }
     let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
     let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
-    if u32_at(8) != VERSION {
-        return Err(corrupt(&format!("format version {} is not supported", u32_at(8))));
-    }
+    super::check_format(FILE_NAME, u32_at(8))?;
     let replica = u64_at(12);
     let next_segment = u64_at(20);
     if u64_at(28) != body.len() as u64 {
@@ -135,6 +137,21 @@ mod tests {
         back.install(f.snapshot);
         assert_eq!(back.digest(2_000), r.digest(2_000));
         assert_eq!(back.version_vector(), r.version_vector());
+    }
+
+    #[test]
+    fn a_snapshot_of_a_format_this_release_does_not_read_is_a_format_error() {
+        let mut bytes = encode(5, 9, &state().snapshot());
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crate::storage::FORMAT);
+        bytes[8..12].copy_from_slice(&(crate::storage::FORMAT + 1).to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..40]);
+        bytes[40..44].copy_from_slice(&crc.to_le_bytes());
+        match decode(&bytes) {
+            Err(StorageError::Format(e)) => {
+                assert_eq!((e.file.as_str(), e.found), (FILE_NAME, crate::storage::FORMAT + 1))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -154,7 +154,9 @@ fn name_of(path: &Path) -> String {
 
 /// Reads `dir` (changing nothing) and replays its history up to the first damage. `standalone`
 /// replays as a replica without peers does (every write stable at once). Errors are I/O errors
-/// only: damage is described in the survey.
+/// and [`StorageError::Format`] (a file of a format this release does not read, which is not
+/// damage: a start stops on it whatever `--recover-from-peers` says, and `check-data --fix`
+/// changes nothing); damage is described in the survey.
 pub fn survey(dir: &Path, standalone: bool) -> Result<Survey, StorageError> {
     let mut s = Survey {
         dir: dir.to_path_buf(),
@@ -191,6 +193,7 @@ pub fn survey(dir: &Path, standalone: bool) -> Result<Survey, StorageError> {
                         state: FileState::Good,
                     });
                 }
+                Err(StorageError::Format(e)) => return Err(StorageError::Format(e)),
                 Err(e) => {
                     let why = e.to_string();
                     let why = why.strip_prefix("snapshot: ").unwrap_or(&why).to_string();
@@ -283,6 +286,7 @@ pub fn survey(dir: &Path, standalone: bool) -> Result<Survey, StorageError> {
                 }
             },
             Ok((_, n)) => Some(format!("its header names segment {n}")),
+            Err(StorageError::Format(e)) => return Err(StorageError::Format(e)),
             Err(e) => Some(format!("damaged header: {e}")),
         };
         if let Some(why) = header_damage {

@@ -29,11 +29,18 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The replica executable of this build.
+pub fn this_build() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_syncmesh-replica"))
+}
+
 pub struct ReplicaProcess {
     pub port: u16,
     pub admin_port: u16,
     pub mesh_port: u16,
     child: Mutex<Child>,
+    /// The executable (this build's replica unless a test runs another release's).
+    bin: PathBuf,
     /// The arguments it was started with, for a restart.
     args: Vec<String>,
     /// Where its output (its log) goes (None: discarded).
@@ -55,14 +62,28 @@ impl ReplicaProcess {
     /// Starts without waiting for readiness.
     pub fn spawn_on(ports: (u16, u16, u16), extra: &[&str]) -> ReplicaProcess {
         let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
-        Self::spawn_with(ports, args, None)
+        Self::spawn_with(this_build(), ports, args, None)
+    }
+
+    /// Starts the replica executable `bin` (another release's) on given (client, admin, mesh)
+    /// ports with its output appended to `log`; waits until ready.
+    pub fn start_binary_logged_on(
+        bin: &Path,
+        ports: (u16, u16, u16),
+        extra: &[&str],
+        log: &Path,
+    ) -> ReplicaProcess {
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let r = Self::spawn_with(bin.to_path_buf(), ports, args, Some(log.to_path_buf()));
+        r.wait_ready(Duration::from_secs(20));
+        r
     }
 
     /// Starts on given (client, admin, mesh) ports with its output (the replica's log) appended
     /// to `log`; waits until ready.
     pub fn start_logged_on(ports: (u16, u16, u16), extra: &[&str], log: &Path) -> ReplicaProcess {
         let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
-        let r = Self::spawn_with(ports, args, Some(log.to_path_buf()));
+        let r = Self::spawn_with(this_build(), ports, args, Some(log.to_path_buf()));
         r.wait_ready(Duration::from_secs(20));
         r
     }
@@ -70,10 +91,15 @@ impl ReplicaProcess {
     /// As [`Self::start_logged_on`], without waiting for readiness (the process may exit).
     pub fn spawn_logged_on(ports: (u16, u16, u16), extra: &[&str], log: &Path) -> ReplicaProcess {
         let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
-        Self::spawn_with(ports, args, Some(log.to_path_buf()))
+        Self::spawn_with(this_build(), ports, args, Some(log.to_path_buf()))
     }
 
-    fn spawn_with(ports: (u16, u16, u16), args: Vec<String>, log: Option<PathBuf>) -> ReplicaProcess {
+    fn spawn_with(
+        bin: PathBuf,
+        ports: (u16, u16, u16),
+        args: Vec<String>,
+        log: Option<PathBuf>,
+    ) -> ReplicaProcess {
         let (port, admin_port, mesh_port) = ports;
         // Plaintext mesh unless the test brings certificates.
         let insecure: &[&str] = if args.iter().any(|a| a == "--tls-ca") { &[] } else { &["--mesh-insecure"] };
@@ -84,7 +110,7 @@ impl ReplicaProcess {
             ),
             None => Stdio::null(),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_syncmesh-replica"))
+        let child = Command::new(&bin)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--admin-port", &admin_port.to_string(), "--admin-bind", "127.0.0.1"])
             .args(["--mesh-port", &mesh_port.to_string(), "--mesh-bind", "127.0.0.1"])
@@ -94,7 +120,7 @@ impl ReplicaProcess {
             .stderr(output())
             .spawn()
             .expect("start syncmesh-replica");
-        let r = ReplicaProcess { port, admin_port, mesh_port, child: Mutex::new(child), args, log };
+        let r = ReplicaProcess { port, admin_port, mesh_port, child: Mutex::new(child), bin, args, log };
         // The admin port answers once the process is up (readiness may come later). A process
         // that exits meanwhile is left for the caller to notice (wait_ready, wait_exit).
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -118,7 +144,7 @@ impl ReplicaProcess {
     pub fn kill9_and_respawn(&mut self) {
         self.kill();
         let ports = (self.port, self.admin_port, self.mesh_port);
-        let restarted = Self::spawn_with(ports, self.args.clone(), self.log.clone());
+        let restarted = Self::spawn_with(self.bin.clone(), ports, self.args.clone(), self.log.clone());
         *self = restarted;
     }
 
