@@ -108,9 +108,17 @@ impl ReplicationLog {
         skip_origin: ReplicaId,
         max: usize,
     ) -> Option<(Vec<Arc<Update>>, u64)> {
-        if seq < self.first_seq {
+        // Entries before the cursor were dropped. If the peer holds everything dropped (entries
+        // every member acknowledged, such as its own writes relayed here), it lacks nothing:
+        // it goes on from the first entry left. Only a peer that lacks dropped writes (cut by
+        // the size cap) needs a snapshot.
+        let seq = if seq >= self.first_seq {
+            seq
+        } else if have.dominates(&self.truncated) {
+            self.first_seq
+        } else {
             return None;
-        }
+        };
         let mut out = Vec::new();
         let mut next = seq;
         for (u, _) in self.entries.iter().skip((seq - self.first_seq) as usize) {
@@ -149,5 +157,50 @@ impl ReplicationLog {
             .skip((from - self.first_seq) as usize)
             .filter(|(u, _)| !have.covers(u.last_dot()))
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{Dot, Op, Timestamp};
+
+    fn update(origin: ReplicaId, ts: u64) -> Arc<Update> {
+        let mut deps = VersionVector::new();
+        deps.observe(Dot::new(origin, Timestamp(ts - 1)));
+        let op = Op { db: 0, key: crate::crdt::Blob::from_slice(b"k"), effect: Effect::Delete };
+        Arc::new(Update { origin, deps, ops: vec![(Timestamp(ts), op)] })
+    }
+
+    fn vv(entries: &[(ReplicaId, u64)]) -> VersionVector {
+        entries.iter().map(|&(r, t)| (r, Timestamp(t))).collect()
+    }
+
+    /// A replica relays a writer's updates; the writer acknowledges them (it wrote them), so they
+    /// are dropped before the relay's sender to the writer read past them: the writer lacks
+    /// nothing and must not be sent a snapshot (it was, over and over, under a write load).
+    #[test]
+    fn a_peer_that_holds_what_was_dropped_goes_on_without_a_snapshot() {
+        let mut log = ReplicationLog::new(1 << 20);
+        for ts in 1..=10 {
+            log.append(update(7, ts));
+        }
+        let cursor = log.first_seq();
+        log.truncate_acked(&vv(&[(7, 10)]));
+        assert_eq!(log.read(cursor, &vv(&[(7, 10)]), 7, 100).map(|(u, next)| (u.len(), next)), Some((0, 10)));
+        // A peer that lacks the dropped writes needs a snapshot.
+        assert!(log.read(cursor, &vv(&[(7, 4)]), 9, 100).is_none());
+    }
+
+    #[test]
+    fn entries_cut_by_the_cap_send_a_lagging_peer_to_a_snapshot() {
+        let mut log = ReplicationLog::new(400);
+        for ts in 1..=20 {
+            log.append(update(7, ts));
+        }
+        assert!(log.first_seq() > 0);
+        assert!(log.read(0, &vv(&[]), 9, 100).is_none());
+        let (u, _) = log.read(0, &vv(&[(7, 20)]), 9, 100).unwrap();
+        assert!(u.is_empty());
     }
 }
