@@ -527,7 +527,7 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if !c.arity_ok(cargs.len()) {
                 return Err(CmdError::msg("Invalid number of arguments specified for command"));
             }
-            let keys = command_keys(c, cargs)?;
+            let keys = super::key_args(c, cargs)?;
             if keys.is_empty() {
                 return Err(CmdError::msg("The command has no key arguments"));
             }
@@ -543,30 +543,6 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(unknown_subcommand(args)),
     }
     Ok(())
-}
-
-/// The key arguments of a command line: from the command's key positions, or for commands that
-/// take `numkeys`, from that count.
-fn command_keys<'a>(c: &Command, args: &'a [Bytes]) -> Result<Vec<&'a Bytes>, CmdError> {
-    let numkeys_at = match c.name {
-        "zunionstore" | "zinterstore" | "zdiffstore" => Some((2, vec![&args[1]])),
-        "zunion" | "zinter" | "zdiff" | "sintercard" | "zintercard" => Some((1, vec![])),
-        _ => None,
-    };
-    if let Some((at, mut keys)) = numkeys_at {
-        let n = arg_i64(&args[at]).map_err(|_| CmdError::msg("Invalid arguments specified for command"))?;
-        let n = n.max(0) as usize;
-        if at + n >= args.len() {
-            return Err(CmdError::msg("Invalid arguments specified for command"));
-        }
-        keys.extend(&args[at + 1..=at + n]);
-        return Ok(keys);
-    }
-    if c.first_key == 0 {
-        return Ok(vec![]);
-    }
-    let last = if c.last_key < 0 { args.len() as i32 + c.last_key } else { c.last_key };
-    Ok((c.first_key..=last).step_by(c.step.max(1) as usize).filter_map(|i| args.get(i as usize)).collect())
 }
 
 /// The parameters `CONFIG GET` knows, with their current values.
