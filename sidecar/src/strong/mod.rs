@@ -10,5 +10,21 @@
 //! The design is written down in `docs/design.md`, "Strong keys".
 
 pub mod machine;
+pub mod raft_log;
+pub mod raft_state;
 pub mod request;
 pub mod route;
+
+use std::io::Cursor;
+
+use request::{Outcome, Request};
+
+openraft::declare_raft_types!(
+    /// The strong keys' Raft types: entries carry [`Request`]s, applying one gives an
+    /// [`Outcome`]; nodes are voters' mesh addresses.
+    pub TypeConfig:
+        D = Request,
+        R = Outcome,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
