@@ -373,6 +373,10 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         }
         s.push_str("\r\n");
     }
+    if let Some(strong) = server.strong.as_ref().filter(|_| want("strong")) {
+        s.push_str(&strong.info());
+        s.push_str("\r\n");
+    }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");
         for db in 0..DATABASES {

@@ -139,6 +139,8 @@ pub struct Client {
     /// The data directory's log must be durable up to this record before the replies to this
     /// client's writes go out (`appendfsync always`).
     pub durable_seq: u64,
+    /// Set by a command on strong keys: the connection forwards it to the group's leader.
+    pub forward: Option<crate::strong::Forward>,
 }
 
 /// A client waiting in a blocking command.
@@ -168,6 +170,7 @@ impl Client {
             blocked: None,
             wait_for: None,
             durable_seq: 0,
+            forward: None,
         }
     }
 

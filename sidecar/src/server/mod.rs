@@ -91,6 +91,8 @@ pub struct Server {
     /// The data directory was damaged and set aside (`--recover-from-peers`): ready only after
     /// the initial sync from a peer, never on our own after the bootstrap timeout.
     pub rebuilding: bool,
+    /// Strong keys (`--strong-keys`): None without them, and commands take the CRDT path alone.
+    pub strong: Option<Arc<crate::strong::Strong>>,
 }
 
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
@@ -114,6 +116,7 @@ impl Server {
             durability::Start::open(&config)?;
         let replica_id: ReplicaId = replica.id;
         let mesh = crate::mesh::Mesh::from_config(&config, replica_id)?;
+        let strong = crate::strong::Strong::from_config(&config, mesh.as_ref())?;
         if mesh.is_some() {
             replica.set_replicated(true);
         }
@@ -177,6 +180,7 @@ impl Server {
             storage_status,
             recovered_own,
             rebuilding,
+            strong,
         }))
     }
 
@@ -255,7 +259,11 @@ impl Server {
             if client.multi.is_none() {
                 store.log_local_writes();
             }
-            if client.close || client.blocked.is_some() || client.wait_for.is_some() {
+            if client.close
+                || client.blocked.is_some()
+                || client.wait_for.is_some()
+                || client.forward.is_some()
+            {
                 break;
             }
         }
@@ -399,6 +407,12 @@ impl Server {
             queued.push(args.to_vec());
             out.simple("QUEUED");
             return;
+        }
+        if let Some(strong) = &self.strong {
+            // Commands on strong keys run on the group, not here (the connection forwards them).
+            if strong.intercept(cmd, args, client, out) {
+                return;
+            }
         }
         if cmd.is(flags::DENYOOM) && self.over_maxmemory() {
             self.metrics.oom_rejections.inc();
@@ -611,6 +625,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     if let Some(mesh) = &server.mesh {
         crate::mesh::start(mesh.clone(), server.clone(), &config).await?;
+        if let Some(strong) = &server.strong {
+            strong.start(server.clone(), mesh.clone()).await?;
+        }
     }
     match &server.mesh {
         Some(mesh) if mesh.has_seeds && server.rebuilding => {

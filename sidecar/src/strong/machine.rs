@@ -173,6 +173,7 @@ impl Machine {
                 return Outcome::WouldBlock {
                     retry: b.retry_args.unwrap_or_else(|| args.to_vec()).iter().map(|a| a.to_vec()).collect(),
                     keys: b.keys.iter().map(|k| k.to_vec()).collect(),
+                    deadline_ms: b.deadline,
                     null_bulk: b.on_timeout == TimeoutReply::NullBulk,
                 };
             }

@@ -69,7 +69,9 @@ pub enum Outcome {
     /// A blocking command found nothing and changed nothing: the leader waits until one of its
     /// keys is written, then proposes `retry` (the command as it should run again: `XREAD … $`
     /// becomes the id it meant).
-    WouldBlock { retry: Argv, keys: Vec<Vec<u8>>, null_bulk: bool },
+    /// `deadline_ms` is when its timeout passes (the entry's time plus the timeout it asked
+    /// for; None: it waits for ever); `null_bulk` says what it then answers.
+    WouldBlock { retry: Argv, keys: Vec<Vec<u8>>, deadline_ms: Option<u64>, null_bulk: bool },
     /// A Raft entry of its own (blank or membership): nobody waits for a reply.
     Internal,
 }

@@ -31,6 +31,11 @@ impl Patterns {
         Patterns(patterns.iter().filter(|p| !p.is_empty()).map(|p| p.as_bytes().to_vec()).collect())
     }
 
+    /// The patterns as given, comma-separated.
+    pub fn text(&self) -> String {
+        self.0.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>().join(",")
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
