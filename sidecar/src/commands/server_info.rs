@@ -36,6 +36,7 @@ pub const COMMANDS: &[Command] = &[
     cmd("flushdb", -1, WRITE, (0, 0, 0), "server", "Removes all keys from the current database.", flushdb),
     cmd("flushall", -1, WRITE, (0, 0, 0), "server", "Removes all keys from all databases.", flushall),
     cmd("syncmesh.digest", 1, READONLY, (0, 0, 0), "syncmesh", "Returns a digest of the visible keyspace; equal on converged replicas.", digest),
+    cmd("syncmesh.strong", -2, READONLY, (0, 0, 0), "syncmesh", "Strong keys: DIGEST returns a voter's applied index and a fingerprint of its strong keys' state.", strong),
     cmd("wait", 3, 0, (0, 0, 0), "generic", "Blocks until the mesh peers have applied this connection's writes, or the timeout.", wait),
     cmd("syncmesh.peers", 1, READONLY, (0, 0, 0), "syncmesh", "Returns the mesh peers with their state and lag.", peers),
     cmd("syncmesh.unquarantine", 2, ADMIN, (0, 0, 0), "syncmesh", "Lets quarantined mesh members connect again.", unquarantine),
@@ -143,6 +144,29 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn digest(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let d = ctx.store.replica.digest(ctx.now);
     ctx.out.bulk(format!("{d:032x}").as_bytes());
+    Ok(())
+}
+
+/// `SYNCMESH.STRONG DIGEST`: `<applied index>:<fingerprint>` of this voter's strong keys; two
+/// voters that applied the same entries answer the same.
+fn strong(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(strong) = &ctx.server.strong else {
+        return Err(CmdError::msg("strong keys are off on this replica (--strong-keys)"));
+    };
+    if !eq_ic(&args[1], "digest") || args.len() != 2 {
+        return Err(super::unknown_subcommand(args));
+    }
+    let Some(group) = strong.group() else {
+        return Err(CmdError::msg("this replica is not a strong-keys voter: it holds no strong keys"));
+    };
+    // try_lock: inside a strong transaction the machine is this command's own caller.
+    let Some(st) = group.shared.state.try_lock() else {
+        return Err(CmdError::msg("the strong keys' state machine is busy"));
+    };
+    let applied = st.last_applied.map(|l| l.index).unwrap_or(0);
+    let text = format!("{applied}:{}", st.machine.fingerprint());
+    drop(st);
+    ctx.out.bulk(text.as_bytes());
     Ok(())
 }
 

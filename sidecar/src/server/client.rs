@@ -141,6 +141,9 @@ pub struct Client {
     pub durable_seq: u64,
     /// Set by a command on strong keys: the connection forwards it to the group's leader.
     pub forward: Option<crate::strong::Forward>,
+    /// Whether the commands queued by `MULTI` so far name strong keys, and other keys (with
+    /// `--strong-keys`: a transaction may not mix them).
+    pub multi_keys: (bool, bool),
 }
 
 /// A client waiting in a blocking command.
@@ -171,6 +174,7 @@ impl Client {
             wait_for: None,
             durable_seq: 0,
             forward: None,
+            multi_keys: (false, false),
         }
     }
 

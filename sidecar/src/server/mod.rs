@@ -404,13 +404,21 @@ impl Server {
                 out.error(durability::MISCONF);
                 return;
             }
+            if let Some(strong) = &self.strong {
+                // A transaction runs on the group or here, not both: refused as it is queued.
+                if let Err(e) = strong.check_queued(cmd, args, &mut client.multi_keys) {
+                    client.multi_error = true;
+                    out.error(e);
+                    return;
+                }
+            }
             queued.push(args.to_vec());
             out.simple("QUEUED");
             return;
         }
         if let Some(strong) = &self.strong {
             // Commands on strong keys run on the group, not here (the connection forwards them).
-            if strong.intercept(cmd, args, client, out) {
+            if strong.intercept(cmd, args, client, out, &store.scripting) {
                 return;
             }
         }

@@ -171,12 +171,16 @@ impl Strong {
     /// The dispatcher's hook, before a command runs here: a command on strong keys is handed to
     /// the connection to forward (`client.forward`), a command that mixes strong and other keys
     /// gets an error. False: it runs here as usual.
+    ///
+    /// `scripts` is this replica's script cache: `EVALSHA` goes to the group as the `EVAL` of
+    /// the body cached here (a SHA1 unknown here gets `NOSCRIPT` here, as it should).
     pub fn intercept(
         &self,
         cmd: &Command,
         args: &[Bytes],
         client: &mut Client,
         out: &mut crate::resp::Reply,
+        scripts: &crate::scripting::Engine,
     ) -> bool {
         if route::always_local(cmd, args) {
             return false;
@@ -227,12 +231,43 @@ impl Strong {
                     } else {
                         Vec::new()
                     };
-                    let body = Body::Command(args.iter().map(|a| a.to_vec()).collect());
-                    client.forward = Some(Forward { db, resp3, body, block_keys });
+                    let mut argv: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+                    if cmd.name == "evalsha" || cmd.name == "evalsha_ro" {
+                        let Some(body) = scripts.script_body(&args[1]) else { return false };
+                        argv[0] = if cmd.name == "evalsha" { b"EVAL".to_vec() } else { b"EVAL_RO".to_vec() };
+                        argv[1] = body.to_vec();
+                    }
+                    client.forward = Some(Forward { db, resp3, body: Body::Command(argv), block_keys });
                     true
                 }
             },
         }
+    }
+
+    /// Checks a command queued by `MULTI` against those queued before it: a transaction on
+    /// strong keys runs on the group, one on other keys here; one that would do both is refused
+    /// (`CROSSSLOT`, and `EXEC` then answers `EXECABORT`, as Redis Cluster does).
+    pub fn check_queued(
+        &self,
+        cmd: &Command,
+        args: &[Bytes],
+        seen: &mut (bool, bool),
+    ) -> Result<(), &'static str> {
+        let (strong, other) = match self.patterns.route(cmd, args) {
+            Route::Mixed => return Err(route::MIXED),
+            Route::Strong => (true, false),
+            // Keyless commands (PING, ECHO) go with either kind.
+            Route::Local if crate::commands::key_args(cmd, args).is_ok_and(|k| k.is_empty()) => {
+                (false, false)
+            }
+            Route::Local => (false, true),
+        };
+        if (strong || seen.0) && (other || seen.1) {
+            return Err(route::MIXED);
+        }
+        seen.0 |= strong;
+        seen.1 |= other;
+        Ok(())
     }
 
     /// The `# Strong` section of INFO.
