@@ -290,6 +290,12 @@ fn strong_keys_hand_each_job_to_one_worker_divide_groups_and_lock_once() {
     // Plain keys still replicate as CRDT state.
     let _: () = c.set("plain", "x").unwrap();
 
+    // ---- Metrics: the forwarder's counts, the group's gauges.
+    assert!(producer.metric("syncmesh_strong_commands_total") >= JOBS as u64);
+    let leaders: u64 = m.voters.iter().map(|v| v.metric("syncmesh_strong_is_leader")).sum();
+    assert_eq!(leaders, 1, "one voter reports itself leader");
+    assert!(m.voters[0].metric("syncmesh_strong_applied_index") > JOBS as u64);
+
     // ---- Every voter computed the same state.
     let digest = m.wait_same_state(&[0, 1, 2], Duration::from_secs(10));
     println!("voters' strong state: {digest}");
@@ -315,7 +321,7 @@ fn stream_ids(v: &redis::Value) -> Vec<String> {
 
 #[test]
 fn the_leaders_death_loses_and_duplicates_nothing_and_no_majority_fails_in_bounded_time() {
-    let mut m = strong_mesh("failover", 3, 2, &["--strong-timeout-ms", "2000"]);
+    let mut m = strong_mesh("failover", 3, 2, &[]);
     const PUSHES: usize = 400;
     let done = std::sync::atomic::AtomicBool::new(false);
     let leader = m.wait_leader(Duration::from_secs(10));
@@ -374,7 +380,7 @@ fn the_leaders_death_loses_and_duplicates_nothing_and_no_majority_fails_in_bound
     let took = started.elapsed();
     println!("no majority: {err} after {:.2} s", took.as_secs_f64());
     assert!(err.code() == Some("CLUSTERDOWN"), "{err}");
-    assert!(took >= Duration::from_millis(1_900) && took < Duration::from_secs(8), "bounded wait: {took:?}");
+    assert!(took >= Duration::from_millis(4_900) && took < Duration::from_secs(12), "bounded wait: {took:?}");
     let err = m.voters[other].client().lpush::<_, _, i64>("jobs:f", "x").unwrap_err();
     assert!(err.code() == Some("CLUSTERDOWN"), "on the remaining voter too: {err}");
     // Non-strong keys stay available.

@@ -157,6 +157,9 @@ impl Server {
                 .register(Box::new(mesh.handshakes_refused.clone()))
                 .expect("metric registers once");
         }
+        if let Some(strong) = &strong {
+            strong.forwarder.stats.register(&metrics.registry);
+        }
         Ok(Arc::new(Server {
             config,
             settings: RwLock::new(settings),

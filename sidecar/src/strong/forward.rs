@@ -46,11 +46,48 @@ pub struct Forwarder {
     pub stats: Stats,
 }
 
-#[derive(Default)]
+/// What the forwarder counts (INFO strong, and Prometheus: `syncmesh_strong_*`).
 pub struct Stats {
-    pub forwarded: AtomicU64,
-    pub unavailable: AtomicU64,
-    pub retries: AtomicU64,
+    pub forwarded: prometheus::IntCounter,
+    pub unavailable: prometheus::IntCounter,
+    pub retries: prometheus::IntCounter,
+    /// From the client's command to the group's reply (blocking waits included).
+    pub latency: prometheus::Histogram,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        let counter = |name: &str, help: &str| prometheus::IntCounter::new(name, help).expect("metric");
+        Stats {
+            forwarded: counter(
+                "syncmesh_strong_commands_total",
+                "Commands on strong keys this replica sent to the group's leader",
+            ),
+            unavailable: counter(
+                "syncmesh_strong_unavailable_total",
+                "Commands on strong keys answered -CLUSTERDOWN (no leader with a majority in time)",
+            ),
+            retries: counter(
+                "syncmesh_strong_retries_total",
+                "Tries of a command on strong keys at another voter (no answer, no leader, redirected)",
+            ),
+            latency: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "syncmesh_strong_command_duration_seconds",
+                    "Time from a command on strong keys to the group's reply, blocking waits included",
+                )
+                .buckets(vec![0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0]),
+            )
+            .expect("metric"),
+        }
+    }
+
+    pub fn register(&self, registry: &prometheus::Registry) {
+        for c in [&self.forwarded, &self.unavailable, &self.retries] {
+            registry.register(Box::new(c.clone())).expect("metric registers once");
+        }
+        registry.register(Box::new(self.latency.clone())).expect("metric registers once");
+    }
 }
 
 impl Forwarder {
@@ -70,7 +107,7 @@ impl Forwarder {
             local: std::sync::OnceLock::new(),
             local_addr,
             unavailable_after,
-            stats: Stats::default(),
+            stats: Stats::new(),
         }
     }
 
@@ -82,7 +119,8 @@ impl Forwarder {
     /// Runs a command on strong keys through the leader; returns the client's reply (encoded in
     /// its protocol), or `-CLUSTERDOWN …` when no leader with a majority answered in time.
     pub async fn run(&self, f: Forward) -> Vec<u8> {
-        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        self.stats.forwarded.inc();
+        let _timer = self.stats.latency.start_timer();
         let id = RequestId { session: self.session, seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1 };
         let mut ex = Execute {
             req: Request { id, db: f.db, resp3: f.resp3, now_ms: 0, body: f.body },
@@ -119,7 +157,7 @@ impl Forwarder {
                 Err(e) => last_error = format!("{target}: {e}"),
             }
             if Instant::now() >= give_up {
-                self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+                self.stats.unavailable.inc();
                 *self.leader.lock() = None;
                 return format!(
                     "-CLUSTERDOWN strong keys unavailable: no leader with a majority of the {} voters answered within {} ms ({last_error}); the command may not have run\r\n",
@@ -128,7 +166,7 @@ impl Forwarder {
                 )
                 .into_bytes();
             }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.stats.retries.inc();
             // Try the voters in turn: one of them leads, or will.
             target = self.voters[next_voter % self.voters.len()].clone();
             next_voter += 1;

@@ -314,10 +314,42 @@ impl Strong {
             }
         }
         let st = &self.forwarder.stats;
-        s.push_str(&format!("strong_forwarded:{}\r\n", st.forwarded.load(Ordering::Relaxed)));
-        s.push_str(&format!("strong_retries:{}\r\n", st.retries.load(Ordering::Relaxed)));
-        s.push_str(&format!("strong_unavailable:{}\r\n", st.unavailable.load(Ordering::Relaxed)));
+        s.push_str(&format!("strong_forwarded:{}\r\n", st.forwarded.get()));
+        s.push_str(&format!("strong_retries:{}\r\n", st.retries.get()));
+        s.push_str(&format!("strong_unavailable:{}\r\n", st.unavailable.get()));
         s
+    }
+
+    /// Gauges of the group for Prometheus, read at scrape time: role, term, indexes, lag.
+    pub fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
+        let Some(g) = self.group() else { return Vec::new() };
+        let m = g.raft.metrics().borrow().clone();
+        let last_log = m.last_log_index.unwrap_or(0);
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        let lag = m
+            .replication
+            .as_ref()
+            .and_then(|r| r.values().map(|x| last_log.saturating_sub(x.map(|l| l.index).unwrap_or(0))).max())
+            .unwrap_or(0);
+        vec![
+            (
+                "syncmesh_strong_is_leader",
+                "1 if this voter leads the strong keys' group",
+                (m.state == openraft::ServerState::Leader) as i64,
+            ),
+            (
+                "syncmesh_strong_term",
+                "The strong keys' group's Raft term as this voter knows it",
+                m.current_term as i64,
+            ),
+            ("syncmesh_strong_last_log_index", "The last entry in this voter's Raft log", last_log as i64),
+            (
+                "syncmesh_strong_applied_index",
+                "The last entry this voter applied to its strong keys",
+                applied as i64,
+            ),
+            ("syncmesh_strong_replication_lag", "On the leader: entries the slowest voter lacks", lag as i64),
+        ]
     }
 
     pub fn patterns_text(&self) -> String {
