@@ -388,9 +388,26 @@ fn the_leaders_death_loses_and_duplicates_nothing_and_no_majority_fails_in_bound
 
     // ---- The killed voters come back from their data directories: the group works again
     // with everything it had.
+    // A blocking pop started now stays blocked (no -CLUSTERDOWN) and resumes once there is a
+    // leader again.
+    let waiting = std::thread::spawn({
+        let url = m.apps[0].url();
+        move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let started = Instant::now();
+            let got: Option<(String, String)> =
+                redis::cmd("BRPOP").arg("jobs:late").arg(0).query(&mut c).unwrap();
+            (got, started.elapsed())
+        }
+    });
+    std::thread::sleep(Duration::from_secs(6));
     m.voters[leader].kill9_and_restart();
     m.voters[new_leader].kill9_and_restart();
     m.wait_leader(Duration::from_secs(20));
+    let _: i64 = c.lpush("jobs:late", "late job").unwrap();
+    let (got, waited) = waiting.join().unwrap();
+    assert_eq!(got, Some(("jobs:late".to_string(), "late job".to_string())), "blocked through the outage");
+    assert!(waited > Duration::from_secs(6), "it waited: {waited:?}");
     // (A push refused for want of a majority may still have committed: the error says so.)
     let items: Vec<String> = c.lrange("jobs:f", 0, -1).unwrap();
     let kept: Vec<&String> = items.iter().filter(|j| *j != "nomajority" && *j != "x").collect();

@@ -28,6 +28,9 @@ pub struct Forward {
     pub body: Body,
     /// For a blocking command (outside MULTI): its keys.
     pub block_keys: Vec<Vec<u8>>,
+    /// For a blocking command: how long it asked to wait (None: for ever). It stays blocked
+    /// through an election (no `-CLUSTERDOWN`), and times out as it would on Redis.
+    pub block_ms: Option<Option<u64>>,
 }
 
 pub struct Forwarder {
@@ -122,8 +125,9 @@ impl Forwarder {
         self.stats.forwarded.inc();
         let _timer = self.stats.latency.start_timer();
         let id = RequestId { session: self.session, seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1 };
+        let (blocking, resp3) = (f.block_ms, f.resp3);
         let mut ex = Execute {
-            req: Request { id, db: f.db, resp3: f.resp3, now_ms: 0, body: f.body },
+            req: Request { id, db: f.db, resp3, now_ms: 0, body: f.body },
             keys: f.block_keys,
             blocked: None::<BlockState>,
             wait_ms: BLOCK_SLICE.as_millis() as u64,
@@ -156,7 +160,13 @@ impl Forwarder {
                 Ok(Executed::Unavailable(why)) => last_error = why,
                 Err(e) => last_error = format!("{target}: {e}"),
             }
-            if Instant::now() >= give_up {
+            if blocking.is_some() {
+                // A blocking command stays blocked while there is no leader, and resumes on the
+                // new one with the same id. Even past its own timeout it waits for a leader's
+                // answer: a try may have popped before the leader died, and only the group
+                // knows (the leader answers the timeout reply, or that pop from its replies).
+                give_up = Instant::now() + self.unavailable_after;
+            } else if Instant::now() >= give_up {
                 self.stats.unavailable.inc();
                 *self.leader.lock() = None;
                 return format!(

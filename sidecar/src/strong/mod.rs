@@ -69,6 +69,22 @@ impl Voter {
     }
 }
 
+/// How long a blocking command asked to wait: `Some(None)` for ever, `Some(Some(ms))`, or None
+/// when it does not block (`XREAD` without `BLOCK`, or a timeout that does not parse: the
+/// command then gets its own error from the group).
+fn block_timeout(name: &str, args: &[Bytes]) -> Option<Option<u64>> {
+    let secs = |a: &Bytes| crate::commands::arg_timeout_secs(a).ok();
+    match name {
+        "xread" | "xreadgroup" => {
+            let at = args.iter().position(|a| a.eq_ignore_ascii_case(b"block"))?;
+            let ms: u64 = std::str::from_utf8(args.get(at + 1)?).ok()?.parse().ok()?;
+            Some((ms > 0).then_some(ms))
+        }
+        "blmpop" | "bzmpop" => secs(args.get(1)?),
+        _ => secs(args.last()?),
+    }
+}
+
 /// The strong keys on this replica: what is strong, the group's members, the way to the leader,
 /// and (on a voter) the group itself.
 pub struct Strong {
@@ -208,7 +224,8 @@ impl Strong {
                         let body = Body::Transaction(
                             queued.iter().map(|c| c.iter().map(|a| a.to_vec()).collect()).collect(),
                         );
-                        client.forward = Some(Forward { db, resp3, body, block_keys: Vec::new() });
+                        client.forward =
+                            Some(Forward { db, resp3, body, block_keys: Vec::new(), block_ms: None });
                         true
                     }
                 }
@@ -224,7 +241,8 @@ impl Strong {
                     true
                 }
                 Route::Strong => {
-                    let block_keys = if cmd.is(flags::BLOCKING) {
+                    let block_ms = if cmd.is(flags::BLOCKING) { block_timeout(cmd.name, args) } else { None };
+                    let block_keys = if block_ms.is_some() {
                         crate::commands::key_args(cmd, args)
                             .map(|ks| ks.into_iter().map(|k| k.to_vec()).collect())
                             .unwrap_or_default()
@@ -237,7 +255,8 @@ impl Strong {
                         argv[0] = if cmd.name == "evalsha" { b"EVAL".to_vec() } else { b"EVAL_RO".to_vec() };
                         argv[1] = body.to_vec();
                     }
-                    client.forward = Some(Forward { db, resp3, body: Body::Command(argv), block_keys });
+                    client.forward =
+                        Some(Forward { db, resp3, body: Body::Command(argv), block_keys, block_ms });
                     true
                 }
             },
