@@ -115,7 +115,7 @@ fn handle(server: &Server, remote: SocketAddr, req: Request<Incoming>) -> Respon
         }
         "/metrics" => {
             refresh_gauges(server);
-            respond(StatusCode::OK, "text/plain; version=0.0.4", server.metrics.render())
+            respond(StatusCode::OK, "text/plain; version=0.0.4", metrics_text(server))
         }
         "/status" if may_see_status(server, remote, &req) => {
             respond(StatusCode::OK, "application/json", status_json(server).to_string())
@@ -127,6 +127,17 @@ fn handle(server: &Server, remote: SocketAddr, req: Request<Incoming>) -> Respon
         ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// The registry's metrics, then the strong keys' group gauges (read from openraft at scrape time).
+fn metrics_text(server: &Server) -> String {
+    let mut text = server.metrics.render();
+    if let Some(strong) = &server.strong {
+        for (name, help, value) in strong.gauges() {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        }
+    }
+    text
 }
 
 fn refresh_gauges(server: &Server) {

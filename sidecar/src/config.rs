@@ -210,6 +210,25 @@ pub struct Config {
     #[arg(long, env = "SYNCMESH_SCRIPT_MEMORY_LIMIT", default_value = "256mb", value_parser = parse_memory)]
     pub script_memory_limit: u64,
 
+    /// Key patterns (glob, as KEYS reads them) whose commands are linearizable: every command,
+    /// transaction or script on them runs through the Raft group of --strong-voters, so a
+    /// popped element goes to one consumer and a lock has one holder (docs/semantics.md,
+    /// "Strong keys"). Every replica of the database must be given the same patterns.
+    #[arg(long, env = "SYNCMESH_STRONG_KEYS", value_delimiter = ',')]
+    pub strong_keys: Vec<String>,
+
+    /// Mesh addresses (HOST:PORT) of the replicas that form the strong keys' Raft group: durable
+    /// replicas, each with --data-dir. A replica whose own mesh address is listed (its
+    /// --advertise-addr, or a local address with its --mesh-port) is a voter. Every replica of
+    /// the database must be given the same list; 3 voters survive the loss of one.
+    #[arg(long, env = "SYNCMESH_STRONG_VOTERS", value_delimiter = ',')]
+    pub strong_voters: Vec<String>,
+
+    /// How long a command on strong keys waits for a leader with a majority before it gets
+    /// -CLUSTERDOWN (milliseconds). Blocking commands wait as long as they asked to.
+    #[arg(long, env = "SYNCMESH_STRONG_TIMEOUT_MS", default_value_t = 5000)]
+    pub strong_timeout_ms: u64,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
     #[arg(long, env = "SYNCMESH_LOG", default_value = "info")]
     pub log: String,

@@ -24,3 +24,4 @@ pub mod resp;
 pub mod scripting;
 pub mod server;
 pub mod storage;
+pub mod strong;

@@ -377,6 +377,7 @@ fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     }
     ctx.client.multi = Some(Vec::new());
     ctx.client.multi_error = false;
+    ctx.client.multi_keys = (false, false);
     ctx.client.info.in_multi.store(true, Ordering::Relaxed);
     ctx.out.ok();
     Ok(())

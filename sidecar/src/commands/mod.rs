@@ -242,6 +242,9 @@ pub struct Ctx<'a> {
     pub blocking: Blocking,
     /// Set by a blocking command that found nothing: the keys to wait on and until when.
     pub block: Option<BlockRequest>,
+    /// Seeds the random choices that change state (`SPOP`): the strong keys' state machine sets
+    /// it from the log index, so that every voter picks the same (None: random).
+    pub seed: Option<u64>,
 }
 
 /// How a blocking command behaves when it finds nothing.
@@ -302,7 +305,16 @@ impl<'a> Ctx<'a> {
         now: u64,
     ) -> Self {
         let blocking = if client.multi.is_some() { Blocking::Never } else { Blocking::Allowed };
-        Ctx { store, client, out, server, now, blocking, block: None }
+        Ctx { store, client, out, server, now, blocking, block: None, seed: None }
+    }
+
+    /// The random generator for choices that change state: seeded by [`Ctx::seed`] when set.
+    pub fn rng(&self) -> rand::rngs::StdRng {
+        use rand::SeedableRng;
+        match self.seed {
+            Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
+            None => rand::rngs::StdRng::from_rng(&mut rand::rng()),
+        }
     }
 
     pub fn db(&self) -> usize {
@@ -481,6 +493,59 @@ pub fn pop_count(args: &[Bytes]) -> Result<Option<usize>, CmdError> {
     let err = || CmdError::msg("value is out of range, must be positive");
     let n = arg_i64(c).map_err(|_| err())?;
     usize::try_from(n).map(Some).map_err(|_| err())
+}
+
+/// The key arguments of a command line: from the command's key positions, or for commands that
+/// take `numkeys` (or `STREAMS`), from that. Used by `COMMAND GETKEYS` and by the routing of
+/// strong keys (`strong/route.rs`).
+pub fn key_args<'a>(c: &Command, args: &'a [Bytes]) -> Result<Vec<&'a Bytes>, CmdError> {
+    let invalid = || CmdError::msg("Invalid arguments specified for command");
+    let numkeys_at = match c.name {
+        "zunionstore" | "zinterstore" | "zdiffstore" => Some((2, vec![&args[1]])),
+        "zunion" | "zinter" | "zdiff" | "sintercard" | "zintercard" | "lmpop" | "zmpop" => Some((1, vec![])),
+        "blmpop" | "bzmpop" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
+            Some((2, vec![]))
+        }
+        "xread" | "xreadgroup" => return stream_keys(args).ok_or_else(invalid),
+        _ => None,
+    };
+    if let Some((at, mut keys)) = numkeys_at {
+        let n = args.get(at).and_then(|a| arg_i64(a).ok()).ok_or_else(invalid)?;
+        let n = n.max(0) as usize;
+        if at + n >= args.len() {
+            return Err(invalid());
+        }
+        keys.extend(&args[at + 1..=at + n]);
+        return Ok(keys);
+    }
+    if c.first_key == 0 {
+        return Ok(vec![]);
+    }
+    let last = if c.last_key < 0 { args.len() as i32 + c.last_key } else { c.last_key };
+    Ok((c.first_key..=last).step_by(c.step.max(1) as usize).filter_map(|i| args.get(i as usize)).collect())
+}
+
+/// The keys of `XREAD`/`XREADGROUP`: the first half of what follows `STREAMS`.
+fn stream_keys(args: &[Bytes]) -> Option<Vec<&Bytes>> {
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        if eq_ic(a, "streams") {
+            let rest = &args[i + 1..];
+            if rest.is_empty() || !rest.len().is_multiple_of(2) {
+                return None;
+            }
+            return Some(rest[..rest.len() / 2].iter().collect());
+        }
+        i += if eq_ic(a, "group") {
+            3
+        } else if eq_ic(a, "count") || eq_ic(a, "block") {
+            2
+        } else {
+            1
+        };
+    }
+    None
 }
 
 /// A HELP reply: one simple string per line.

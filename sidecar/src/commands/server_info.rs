@@ -36,6 +36,7 @@ pub const COMMANDS: &[Command] = &[
     cmd("flushdb", -1, WRITE, (0, 0, 0), "server", "Removes all keys from the current database.", flushdb),
     cmd("flushall", -1, WRITE, (0, 0, 0), "server", "Removes all keys from all databases.", flushall),
     cmd("syncmesh.digest", 1, READONLY, (0, 0, 0), "syncmesh", "Returns a digest of the visible keyspace; equal on converged replicas.", digest),
+    cmd("syncmesh.strong", -2, READONLY, (0, 0, 0), "syncmesh", "Strong keys: DIGEST returns a voter's applied index and a fingerprint of its strong keys' state.", strong),
     cmd("wait", 3, 0, (0, 0, 0), "generic", "Blocks until the mesh peers have applied this connection's writes, or the timeout.", wait),
     cmd("syncmesh.peers", 1, READONLY, (0, 0, 0), "syncmesh", "Returns the mesh peers with their state and lag.", peers),
     cmd("syncmesh.unquarantine", 2, ADMIN, (0, 0, 0), "syncmesh", "Lets quarantined mesh members connect again.", unquarantine),
@@ -143,6 +144,29 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn digest(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let d = ctx.store.replica.digest(ctx.now);
     ctx.out.bulk(format!("{d:032x}").as_bytes());
+    Ok(())
+}
+
+/// `SYNCMESH.STRONG DIGEST`: `<applied index>:<fingerprint>` of this voter's strong keys; two
+/// voters that applied the same entries answer the same.
+fn strong(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(strong) = &ctx.server.strong else {
+        return Err(CmdError::msg("strong keys are off on this replica (--strong-keys)"));
+    };
+    if !eq_ic(&args[1], "digest") || args.len() != 2 {
+        return Err(super::unknown_subcommand(args));
+    }
+    let Some(group) = strong.group() else {
+        return Err(CmdError::msg("this replica is not a strong-keys voter: it holds no strong keys"));
+    };
+    // try_lock: inside a strong transaction the machine is this command's own caller.
+    let Some(st) = group.shared.state.try_lock() else {
+        return Err(CmdError::msg("the strong keys' state machine is busy"));
+    };
+    let applied = st.last_applied.map(|l| l.index).unwrap_or(0);
+    let text = format!("{applied}:{}", st.machine.fingerprint());
+    drop(st);
+    ctx.out.bulk(text.as_bytes());
     Ok(())
 }
 
@@ -373,6 +397,10 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         }
         s.push_str("\r\n");
     }
+    if let Some(strong) = server.strong.as_ref().filter(|_| want("strong")) {
+        s.push_str(&strong.info());
+        s.push_str("\r\n");
+    }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");
         for db in 0..DATABASES {
@@ -527,7 +555,7 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if !c.arity_ok(cargs.len()) {
                 return Err(CmdError::msg("Invalid number of arguments specified for command"));
             }
-            let keys = command_keys(c, cargs)?;
+            let keys = super::key_args(c, cargs)?;
             if keys.is_empty() {
                 return Err(CmdError::msg("The command has no key arguments"));
             }
@@ -543,30 +571,6 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(unknown_subcommand(args)),
     }
     Ok(())
-}
-
-/// The key arguments of a command line: from the command's key positions, or for commands that
-/// take `numkeys`, from that count.
-fn command_keys<'a>(c: &Command, args: &'a [Bytes]) -> Result<Vec<&'a Bytes>, CmdError> {
-    let numkeys_at = match c.name {
-        "zunionstore" | "zinterstore" | "zdiffstore" => Some((2, vec![&args[1]])),
-        "zunion" | "zinter" | "zdiff" | "sintercard" | "zintercard" => Some((1, vec![])),
-        _ => None,
-    };
-    if let Some((at, mut keys)) = numkeys_at {
-        let n = arg_i64(&args[at]).map_err(|_| CmdError::msg("Invalid arguments specified for command"))?;
-        let n = n.max(0) as usize;
-        if at + n >= args.len() {
-            return Err(CmdError::msg("Invalid arguments specified for command"));
-        }
-        keys.extend(&args[at + 1..=at + n]);
-        return Ok(keys);
-    }
-    if c.first_key == 0 {
-        return Ok(vec![]);
-    }
-    let last = if c.last_key < 0 { args.len() as i32 + c.last_key } else { c.last_key };
-    Ok((c.first_key..=last).step_by(c.step.max(1) as usize).filter_map(|i| args.get(i as usize)).collect())
 }
 
 /// The parameters `CONFIG GET` knows, with their current values.

@@ -144,7 +144,8 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let count = super::pop_count(args)?;
     let all = members_of(ctx, &args[1])?;
-    let mut rng = rand::rng();
+    // What is popped changes state: seeded on strong keys, so that every voter pops the same.
+    let mut rng = ctx.rng();
     let picked: Vec<Blob> = all.choose_multiple(&mut rng, count.unwrap_or(1)).cloned().collect();
     if !picked.is_empty() {
         ctx.write(&args[1], Effect::SetRem { members: picked.clone() });

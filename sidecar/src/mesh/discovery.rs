@@ -164,25 +164,36 @@ pub async fn dial_loop(mesh: Arc<Mesh>, host: Arc<dyn Host>, dns: Option<String>
 /// handshake).
 async fn dial(mesh: Arc<Mesh>, host: Arc<dyn Host>, addr: &str) -> bool {
     let Ok(sockaddr) = addr.parse::<SocketAddr>() else { return false };
-    let stream =
-        match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(sockaddr)).await {
-            Ok(Ok(s)) => s,
-            _ => return false,
-        };
-    let _ = stream.set_nodelay(true);
-    let io: Box<dyn peer::Io> = match &mesh.tls {
-        None => Box::new(stream),
-        Some(tls) => {
-            let name = rustls::pki_types::ServerName::try_from("syncmesh-peer").expect("valid name");
-            match tokio::time::timeout(Duration::from_secs(5), tls.connector().connect(name, stream)).await {
-                Ok(Ok(s)) => Box::new(s),
-                Ok(Err(e)) => {
-                    warn!(peer = %addr, error = %e, "mesh TLS handshake failed");
-                    return false;
-                }
-                Err(_) => return false,
+    let io = match connect(&mesh, sockaddr).await {
+        Ok(io) => io,
+        Err(e) => {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                warn!(peer = %addr, error = %e, "mesh TLS handshake failed");
             }
+            return false;
         }
     };
     peer::run(mesh, host, io, sockaddr, Some(addr.to_string())).await
+}
+
+/// Opens a TCP connection to a member's mesh port (3 s) and, with TLS, the TLS session (5 s).
+/// A failed TLS handshake is `PermissionDenied`.
+pub async fn connect(mesh: &Mesh, addr: SocketAddr) -> std::io::Result<Box<dyn peer::Io>> {
+    let timed_out =
+        || std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connecting to {addr} timed out"));
+    let stream = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| timed_out())??;
+    let _ = stream.set_nodelay(true);
+    Ok(match &mesh.tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from("syncmesh-peer").expect("valid name");
+            let s = tokio::time::timeout(Duration::from_secs(5), tls.connector().connect(name, stream))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()))?;
+            Box::new(s)
+        }
+    })
 }

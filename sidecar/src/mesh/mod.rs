@@ -6,6 +6,8 @@
 //! - [`discovery`]: listening, dialling, DNS and peer exchange.
 //! - [`log`]: the replication log the host keeps and peers are streamed from.
 //! - [`tls`]: mutual TLS; [`client`]: a plaintext connection from outside a replica (tests, tools).
+//! - [`peer::StrongLink`]: a connection that carries the strong keys' group instead of
+//!   replication (opened with [`peer::open_strong_link`], served by `strong/transport.rs`).
 //! - this file: the [`Host`] interface, the [`Mesh`] state and its background work.
 //!
 //! The mesh knows the replica it serves only through [`Host`]: apply updates, install a
@@ -86,6 +88,11 @@ pub trait Host: Send + Sync + 'static {
     fn stable(&self, frontier: &VersionVector, cursor: (usize, usize)) -> (usize, usize);
     /// The initial sync is done (the replica may be reported ready).
     fn synced(&self);
+    /// A member opened a connection for the strong keys' group ([`peer::StrongLink`]); the
+    /// host serves it or drops it.
+    fn strong_link(&self, link: peer::StrongLink) {
+        drop(link);
+    }
 }
 
 /// Bytes of control messages (relayed Pub/Sub) that may wait for one peer's writer. A slow or

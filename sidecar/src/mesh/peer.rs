@@ -200,7 +200,55 @@ pub(super) async fn prove_membership(
     }
 }
 
-/// Proves membership both ways, then exchanges `Hello`s; returns the other's `Hello`.
+/// What the other side opened the connection for.
+enum Opened {
+    /// Replication: its `Hello`.
+    Peer(Hello),
+    /// The strong keys' group.
+    Strong,
+}
+
+/// A mesh connection that carries the strong keys' group: membership proven as for a peer,
+/// then length-prefixed frames whose contents `strong/transport.rs` defines.
+pub struct StrongLink {
+    pub rd: ReadHalf<Box<dyn Io>>,
+    pub wr: WriteHalf<Box<dyn Io>>,
+    /// Bytes read and not yet taken.
+    pub buf: BytesMut,
+    pub remote: SocketAddr,
+}
+
+/// Opens a strong link to the member at `addr`: TLS (as the mesh has it), the membership proof,
+/// its `Hello` (read and checked), then `Strong` instead of ours.
+pub async fn open_strong_link(mesh: &Mesh, addr: SocketAddr) -> std::io::Result<StrongLink> {
+    let io = super::discovery::connect(mesh, addr).await?;
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut buf = BytesMut::new();
+    let refused = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+    let proving = prove_membership(&mut rd, &mut wr, &mut buf, &mesh.traffic, &mesh.proof_key, Side::Dialer);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, proving).await {
+        Err(_) => {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "membership proof timed out"))
+        }
+        Ok(Err(
+            Handshake::Refused { reason, .. } | Handshake::RefusedBy(reason) | Handshake::Failed(reason),
+        )) => return Err(refused(reason)),
+        Ok(Ok(())) => {}
+    }
+    let hello =
+        read_message(&mut rd, &mut buf, &mesh.traffic, Some(HANDSHAKE_TIMEOUT), wire::MAX_FRAME).await?;
+    match hello {
+        Some(Message::Hello(h)) if h.database == mesh.database => {}
+        Some(Message::Hello(h)) => return Err(refused(format!("{addr} serves database '{}'", h.database))),
+        Some(Message::Refused(why)) => return Err(refused(why)),
+        _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "expected a Hello")),
+    }
+    send(&mut wr, &Message::Strong, &mesh.traffic).await?;
+    Ok(StrongLink { rd, wr, buf, remote: addr })
+}
+
+/// Proves membership both ways, then exchanges `Hello`s; returns the other's `Hello` (or that
+/// it opened a strong link).
 async fn handshake(
     mesh: &Mesh,
     host: &dyn Host,
@@ -208,7 +256,7 @@ async fn handshake(
     wr: &mut WriteHalf<Box<dyn Io>>,
     buf: &mut BytesMut,
     side: Side,
-) -> Result<Hello, Handshake> {
+) -> Result<Opened, Handshake> {
     prove_membership(rd, wr, buf, &mesh.traffic, &mesh.proof_key, side).await?;
     // Nothing leaves for a peer before the data directory holds it (see storage/sync.rs).
     let vv = host.durable_version_vector().await;
@@ -224,6 +272,7 @@ async fn handshake(
     send(wr, &Message::Hello(hello), &mesh.traffic).await?;
     let theirs = match read_message(rd, buf, &mesh.traffic, None, wire::MAX_FRAME).await? {
         Some(Message::Hello(h)) => h,
+        Some(Message::Strong) if side == Side::Acceptor => return Ok(Opened::Strong),
         Some(Message::Refused(why)) => return Err(Handshake::RefusedBy(why)),
         Some(_) => return Err(Handshake::Failed("did not send its Hello after the proof".into())),
         None => return Err(Handshake::Failed("closed before its Hello".into())),
@@ -242,7 +291,7 @@ async fn handshake(
             return Err(refuse(wr, &mesh.traffic, "own_history", why).await);
         }
     }
-    Ok(theirs)
+    Ok(Opened::Peer(theirs))
 }
 
 /// Runs a connection to the end. `dialed` is the address we dialled (None: they dialled us).
@@ -259,7 +308,11 @@ pub async fn run(
     let side = if dialed.is_some() { Side::Dialer } else { Side::Acceptor };
     let shaking = handshake(&mesh, host.as_ref(), &mut rd, &mut wr, &mut buf, side);
     let theirs = match tokio::time::timeout(HANDSHAKE_TIMEOUT, shaking).await {
-        Ok(Ok(h)) => h,
+        Ok(Ok(Opened::Peer(h))) => h,
+        Ok(Ok(Opened::Strong)) => {
+            host.strong_link(StrongLink { rd, wr, buf, remote });
+            return true;
+        }
         Ok(Err(Handshake::Refused { kind, reason })) => {
             mesh.count_refusal(kind);
             if kind == "own_history" || kind == "quarantined" {
@@ -390,7 +443,7 @@ async fn read_loop(
                     mesh.broadcast(&Message::Publish { origin, seq, channel, payload }, Some(peer));
                 }
             }
-            Message::Hello(_) | Message::Refused(_) | Message::Proof(_) => {
+            Message::Hello(_) | Message::Refused(_) | Message::Proof(_) | Message::Strong => {
                 return Err(invalid("handshake message after the handshake"));
             }
         }

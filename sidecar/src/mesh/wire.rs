@@ -85,6 +85,9 @@ pub enum Message {
     },
     /// The answer to the other side's greeting nonce (`membership.rs`).
     Proof(Vec<u8>),
+    /// Sent instead of a `Hello` after the proof: this connection carries the strong keys'
+    /// group (Raft messages, forwarded commands; `strong/transport.rs`), not replication.
+    Strong,
 }
 
 fn options() -> impl Options {

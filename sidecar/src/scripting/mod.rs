@@ -137,6 +137,9 @@ pub struct Engine {
     /// Compiled scripts by SHA1 (lower-case hex), with their shebang flags (EVALSHA runs a
     /// script under the flags its body declared).
     scripts: HashMap<String, (Function, ScriptFlags)>,
+    /// The scripts' bodies, by SHA1: an `EVALSHA` on strong keys is forwarded as the `EVAL` of
+    /// its body (the group's state machine has its own script cache).
+    bodies: HashMap<String, bytes::Bytes>,
     /// Compiled function libraries (the replicated source lives in the keyspace).
     pub functions: functions::Libraries,
     status: Arc<Status>,
@@ -297,6 +300,7 @@ impl Engine {
             load_library: rt.get("load_library")?,
             set_loading: rt.get("set_loading")?,
             scripts: HashMap::new(),
+            bodies: HashMap::new(),
             functions: functions::Libraries::default(),
             status,
             load_deadline: Arc::new(AtomicU64::new(0)),
@@ -339,6 +343,7 @@ impl Engine {
 
     pub fn flush_scripts(&mut self) {
         self.scripts.clear();
+        self.bodies.clear();
         let _ = self.lua.gc_collect();
     }
 
@@ -360,7 +365,14 @@ impl Engine {
                 CmdError::msg(format!("Error compiling script (new function): {}", lua_message(&e)))
             })?;
         self.scripts.insert(sha.clone(), (f.clone(), flags));
+        self.bodies.insert(sha.clone(), bytes::Bytes::copy_from_slice(body));
         Ok((sha, f, flags))
+    }
+
+    /// The body of a cached script.
+    pub fn script_body(&self, sha: &[u8]) -> Option<bytes::Bytes> {
+        let sha = std::str::from_utf8(sha).ok()?.to_ascii_lowercase();
+        self.bodies.get(&sha).cloned()
     }
 
     pub fn cached_script(&self, sha: &[u8]) -> Option<(Function, ScriptFlags)> {

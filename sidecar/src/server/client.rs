@@ -139,6 +139,11 @@ pub struct Client {
     /// The data directory's log must be durable up to this record before the replies to this
     /// client's writes go out (`appendfsync always`).
     pub durable_seq: u64,
+    /// Set by a command on strong keys: the connection forwards it to the group's leader.
+    pub forward: Option<crate::strong::Forward>,
+    /// Whether the commands queued by `MULTI` so far name strong keys, and other keys (with
+    /// `--strong-keys`: a transaction may not mix them).
+    pub multi_keys: (bool, bool),
 }
 
 /// A client waiting in a blocking command.
@@ -168,6 +173,8 @@ impl Client {
             blocked: None,
             wait_for: None,
             durable_seq: 0,
+            forward: None,
+            multi_keys: (false, false),
         }
     }
 

@@ -208,6 +208,14 @@ impl Connection {
                         self.flush().await?;
                         self.wait_acks(dot, n, deadline).await;
                     }
+                    if let Some(f) = self.client.forward.take() {
+                        // What ran before it answers first.
+                        self.flush().await?;
+                        if !self.forward(f).await? {
+                            return Ok(());
+                        }
+                        more = true;
+                    }
                 }
             }
             if let Some(e) = protocol_error {
@@ -321,6 +329,46 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Runs a command on strong keys through the group's leader and appends its reply; false if
+    /// the client went away meanwhile (what arrives from it waits in the read buffer, as behind
+    /// a blocked command).
+    async fn forward(&mut self, f: crate::strong::Forward) -> std::io::Result<bool> {
+        let Some(strong) = self.server.strong.clone() else { return Ok(true) };
+        let info = self.client.info.clone();
+        let blocking = !f.block_keys.is_empty();
+        if blocking {
+            info.blocked.store(true, Ordering::Relaxed);
+        }
+        let queued: usize = self.pending.iter().flatten().map(|a| a.len()).sum();
+        let run = strong.forwarder.run(f);
+        tokio::pin!(run);
+        let result = loop {
+            tokio::select! {
+                reply = &mut run => {
+                    self.out.buf.extend_from_slice(&reply);
+                    break Ok(true);
+                }
+                n = read_into(&mut self.stream, &mut self.parser) => {
+                    let n = n?;
+                    if n == 0 {
+                        break Ok(false);
+                    }
+                    self.after_read(n);
+                    if self.query_buffer_exceeded(queued) {
+                        break Ok(false);
+                    }
+                }
+                Some(d) = self.pushes.recv() => {
+                    self.write_push(d);
+                    self.flush().await?;
+                }
+                _ = info.kill.notified() => break Ok(false),
+            }
+        };
+        info.blocked.store(false, Ordering::Relaxed);
+        result
     }
 
     /// WAIT: replies with the number of peers that applied `dot` once `n` have, or at the

@@ -154,4 +154,10 @@ impl Host for Server {
     fn synced(&self) {
         self.ready.store(true, Ordering::Release);
     }
+
+    fn strong_link(&self, link: crate::mesh::peer::StrongLink) {
+        if let Some(strong) = &self.strong {
+            strong.serve_link(link);
+        }
+    }
 }

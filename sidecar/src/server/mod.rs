@@ -91,6 +91,8 @@ pub struct Server {
     /// The data directory was damaged and set aside (`--recover-from-peers`): ready only after
     /// the initial sync from a peer, never on our own after the bootstrap timeout.
     pub rebuilding: bool,
+    /// Strong keys (`--strong-keys`): None without them, and commands take the CRDT path alone.
+    pub strong: Option<Arc<crate::strong::Strong>>,
 }
 
 /// Commands whose first argument is a subcommand (`CLIENT ID` is reported as `client|id`).
@@ -114,6 +116,7 @@ impl Server {
             durability::Start::open(&config)?;
         let replica_id: ReplicaId = replica.id;
         let mesh = crate::mesh::Mesh::from_config(&config, replica_id)?;
+        let strong = crate::strong::Strong::from_config(&config, mesh.as_ref())?;
         if mesh.is_some() {
             replica.set_replicated(true);
         }
@@ -154,6 +157,9 @@ impl Server {
                 .register(Box::new(mesh.handshakes_refused.clone()))
                 .expect("metric registers once");
         }
+        if let Some(strong) = &strong {
+            strong.forwarder.stats.register(&metrics.registry);
+        }
         Ok(Arc::new(Server {
             config,
             settings: RwLock::new(settings),
@@ -177,6 +183,7 @@ impl Server {
             storage_status,
             recovered_own,
             rebuilding,
+            strong,
         }))
     }
 
@@ -255,7 +262,11 @@ impl Server {
             if client.multi.is_none() {
                 store.log_local_writes();
             }
-            if client.close || client.blocked.is_some() || client.wait_for.is_some() {
+            if client.close
+                || client.blocked.is_some()
+                || client.wait_for.is_some()
+                || client.forward.is_some()
+            {
                 break;
             }
         }
@@ -396,9 +407,23 @@ impl Server {
                 out.error(durability::MISCONF);
                 return;
             }
+            if let Some(strong) = &self.strong {
+                // A transaction runs on the group or here, not both: refused as it is queued.
+                if let Err(e) = strong.check_queued(cmd, args, &mut client.multi_keys) {
+                    client.multi_error = true;
+                    out.error(e);
+                    return;
+                }
+            }
             queued.push(args.to_vec());
             out.simple("QUEUED");
             return;
+        }
+        if let Some(strong) = &self.strong {
+            // Commands on strong keys run on the group, not here (the connection forwards them).
+            if strong.intercept(cmd, args, client, out, &store.scripting) {
+                return;
+            }
         }
         if cmd.is(flags::DENYOOM) && self.over_maxmemory() {
             self.metrics.oom_rejections.inc();
@@ -605,6 +630,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     if let Some(mesh) = &server.mesh {
         crate::mesh::start(mesh.clone(), server.clone(), &config).await?;
+        if let Some(strong) = &server.strong {
+            strong.start(server.clone(), mesh.clone()).await?;
+        }
     }
     match &server.mesh {
         Some(mesh) if mesh.has_seeds && server.rebuilding => {
