@@ -280,6 +280,7 @@ fn message_name(m: &Message) -> &'static str {
         Message::Peers(_) => "peers",
         Message::Publish { .. } => "publish",
         Message::Proof(_) => "proof",
+        Message::Strong => "strong",
     }
 }
 
@@ -432,6 +433,7 @@ fn mesh_frames(f: &Fixtures) -> Vec<(String, Vec<u8>, Option<Message>)> {
         Message::Snapshot { part: wire::encode_snapshot(&f.peer_snapshot)[..48].to_vec(), last: false },
         Message::Peers(vec!["10.0.0.1:7379".into(), "[fd00::1]:7379".into()]),
         Message::Publish { origin: B, seq: 42, channel: b"news".to_vec(), payload: b"hello".to_vec() },
+        Message::Strong,
     ];
     for m in messages {
         let mut frame = BytesMut::new();
