@@ -23,15 +23,7 @@ source "$HERE/run-rust-test.sh"
 demo_build || { echo "not ok - cargo build"; exit 1; }
 rust_test_build e2e || exit 1
 
-down() {
-  local rc=$? keep=()
-  (( rc == 0 )) || keep=(--keep-logs)
-  "$HERE/cluster.sh" --name "$NAME" down "${keep[@]}" 2>&1 | sed 's/^/    /'
-  exit "$rc"
-}
-trap down EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+down_on_exit "$NAME"
 demo_log "bringing up control plane and node '$NAME' (builds binaries on first use)"
 ENV_OUT=$("$HERE/cluster.sh" --name "$NAME" up --node) || { echo "not ok - cluster.sh up --node"; exit 1; }
 eval "$ENV_OUT"

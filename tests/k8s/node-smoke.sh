@@ -31,15 +31,7 @@ if [[ ! -x "$REPLICA_BIN" ]]; then
 fi
 rust_test_build node_smoke || exit 1
 
-down() {
-  local rc=$? keep=()
-  (( rc == 0 )) || keep=(--keep-logs)
-  "$HERE/cluster.sh" --name "$NAME" down "${keep[@]}" 2>&1 | sed 's/^/    /'
-  exit "$rc"
-}
-trap down EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+down_on_exit "$NAME"
 ENV_OUT=$("$HERE/cluster.sh" --name "$NAME" up --node) || { echo "not ok - cluster.sh up --node"; exit 1; }
 eval "$ENV_OUT"
 export KUBECONFIG SYNCMESH_K8S_NAME SYNCMESH_K8S_BIN

@@ -28,16 +28,7 @@ if [[ -z "${SYNCMESH_OPERATOR_BIN:-}" ]]; then
 fi
 rust_test_build operator || exit 1
 
-# The instance goes down whatever happens (its logs saved when the test failed).
-down() {
-  local rc=$? keep=()
-  (( rc == 0 )) || keep=(--keep-logs)
-  "$HERE/cluster.sh" --name "$NAME" down "${keep[@]}" 2>&1 | sed 's/^/    /'
-  exit "$rc"
-}
-trap down EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+down_on_exit "$NAME"
 ENV_OUT=$("$HERE/cluster.sh" --name "$NAME" up) || { echo "not ok - cluster.sh up"; exit 1; }
 eval "$ENV_OUT"
 export KUBECONFIG SYNCMESH_K8S_NAME SYNCMESH_K8S_BIN

@@ -4,6 +4,7 @@
 #   source "$HERE/run-rust-test.sh"
 #   rust_test_build NAME             # compile it first (with progress), before the cluster is up
 #   rust_test_run NAME               # run it with the instance's exports; its status
+#   down_on_exit INSTANCE            # take the instance down when the script exits
 #
 # The test prints `ok N - …` lines and ends with "N passed, M failed".
 
@@ -19,4 +20,20 @@ rust_test_run() {
   cargo test --quiet --manifest-path "$ROOT/Cargo.toml" -p syncmesh-k8s-tests --test "$1" -- \
     --ignored --nocapture --test-threads=1 2>&1 | grep -v -e '^running 1 test$' -e '^$'
   return "${PIPESTATUS[0]}"
+}
+
+# The instance goes down whatever happens, its logs saved when the script failed; Ctrl-C and
+# TERM end the script (and so take it down) with the usual status.
+down_on_exit() {
+  DOWN_ON_EXIT_NAME=$1
+  trap _down_on_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+_down_on_exit() {
+  local rc=$? keep=()
+  (( rc == 0 )) || keep=(--keep-logs)
+  "$ROOT/tests/k8s/cluster.sh" --name "$DOWN_ON_EXIT_NAME" down "${keep[@]}" 2>&1 | sed 's/^/    /'
+  exit "$rc"
 }
